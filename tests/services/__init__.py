@@ -1,0 +1,1 @@
+"""Real services for the test suite, started by the tests themselves."""

@@ -1,0 +1,87 @@
+"""Names of everything v10r creates for a pipeline, derived once and deterministically.
+
+Every layer (DDL, listener, worker, catch-up, status) asks this module, so a name is
+never spelled twice. Long names are shortened within PostgreSQL's 63-byte limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from v10r.spec.identifiers import derive_name, qualified, quote_ident
+from v10r.spec.model import Pipeline
+
+V10R_SCHEMA = "v10r"
+NOTIFY_FUNCTION = "v10r_notify"
+BOOKKEEPING_TABLE = "pipelines"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineNames:
+    """Unquoted names; use the `q_*` helpers (or `quote_ident`) to put them in SQL."""
+
+    schema: str
+    table: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    embedding: str
+    model: str
+    hash: str
+    at: str
+    note: str
+    index: str
+    trigger: str
+    bulk_trigger: str
+    channel: str
+
+    @property
+    def qualified_table(self) -> str:
+        """`"schema"."table"`, quoted, for SQL."""
+        return qualified(self.schema, self.table)
+
+    @property
+    def display_table(self) -> str:
+        """`schema.table` as carried in notifications and task messages."""
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def metadata_columns(self) -> tuple[str, str, str, str]:
+        return (self.model, self.hash, self.at, self.note)
+
+
+def pipeline_names(pipeline: Pipeline, embedding_column: str | None = None) -> PipelineNames:
+    """Names for `pipeline`; pass `embedding_column` when a collision renamed it."""
+    source = pipeline.source
+    embedding = embedding_column or pipeline.embedding_column
+    return PipelineNames(
+        schema=source.schema_name,
+        table=source.table_name,
+        key=tuple(source.key),
+        columns=tuple(source.columns),
+        embedding=embedding,
+        model=derive_name(embedding, "_model"),
+        hash=derive_name(embedding, "_hash"),
+        at=derive_name(embedding, "_at"),
+        note=derive_name(embedding, "_note"),
+        index=derive_name(f"{source.table_name}_{embedding}", "_hnsw"),
+        trigger=table_trigger_name(source.table_name),
+        bulk_trigger=derive_name(source.table_name, "_bulk_notify_v10r"),
+        channel=channel_name(source.table_name),
+    )
+
+
+def table_trigger_name(table: str) -> str:
+    return derive_name(table, "_notify_v10r")
+
+
+def channel_name(table: str) -> str:
+    """The LISTEN/NOTIFY channel of a table: `v10r_<table>` (shortened if needed)."""
+    return derive_name(f"v10r_{table}", "")
+
+
+def notify_function() -> str:
+    return f"{quote_ident(V10R_SCHEMA)}.{quote_ident(NOTIFY_FUNCTION)}"
+
+
+def bookkeeping_table() -> str:
+    return f"{quote_ident(V10R_SCHEMA)}.{quote_ident(BOOKKEEPING_TABLE)}"

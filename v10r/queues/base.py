@@ -1,0 +1,61 @@
+"""The queue interface every adapter implements: publish, consume, ack, retry, dead-letter.
+
+Delivery is at-least-once everywhere: a task is acked only after its vector is written,
+and the write is idempotent, so a redelivery costs one SELECT and no embedding call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from v10r.tasks import Task
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A task handed to a worker, with what the adapter needs to ack or retry it."""
+
+    task: Task
+    attempts: int = 1  # 1 on first delivery
+    handle: Any = field(default=None, repr=False)  # adapter-specific (stream id, tag, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A task that kept failing, with the last error, for `v10r dlq list|replay`."""
+
+    task: Task
+    error: str
+    attempts: int
+    failed_at: float  # unix time
+    id: str = ""  # adapter-specific id, used by replay
+
+
+@runtime_checkable
+class Queue(Protocol):
+    kind: str
+
+    async def start(self) -> None:
+        """Connect, and create topics/streams/queues for the pipelines if needed."""
+
+    async def close(self) -> None: ...
+
+    async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
+        """Publish a batch durably; returns once the broker has accepted all of it."""
+
+    async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
+        """Up to `max_batch` deliveries, waiting at most `timeout` seconds for the first."""
+
+    async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
+        """Give the tasks back for another attempt, or dead-letter those out of attempts."""
+
+    async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None: ...
+
+    async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def replay(self, pipeline: str, ids: Sequence[str] | None = None) -> int:
+        """Re-publish dead letters (all, or those with `ids`) as fresh tasks; returns count."""

@@ -1,0 +1,71 @@
+"""The task message: what the listener publishes and workers consume, on every queue.
+
+Versioned (`v`) so that a worker can refuse, rather than misread, a message from a
+newer listener. JSON on the wire; the row key is also the Kafka message key, so all
+tasks of one row stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from v10r.errors import QueueError
+
+TASK_VERSION = 1
+
+RowKey = Any  # a scalar for single-column keys, a {column: value} dict for composite keys
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    pipeline: str
+    database: str
+    table: str  # "schema.table", unquoted
+    id: RowKey
+    text_column: str  # the first source column; all of the pipeline's columns are read
+    embedding_column: str
+    v: int = TASK_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "v": self.v,
+                "pipeline": self.pipeline,
+                "database": self.database,
+                "table": self.table,
+                "id": self.id,
+                "text_column": self.text_column,
+                "embedding_column": self.embedding_column,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Task:
+        try:
+            data = json.loads(raw)
+            version = data.get("v")
+            if version != TASK_VERSION:
+                raise QueueError(
+                    f"task message version {version!r} is not supported (this v10r reads "
+                    f"v{TASK_VERSION})",
+                    hint="run workers and listener from the same v10r release",
+                )
+            return cls(
+                pipeline=data["pipeline"],
+                database=data["database"],
+                table=data["table"],
+                id=data["id"],
+                text_column=data["text_column"],
+                embedding_column=data["embedding_column"],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise QueueError(f"malformed task message: {exc}") from None
+
+    @property
+    def key(self) -> bytes:
+        """Stable bytes for the row: the Kafka key and the dedup key."""
+        return json.dumps([self.pipeline, self.id], separators=(",", ":"), sort_keys=True).encode()
