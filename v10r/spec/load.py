@@ -237,6 +237,12 @@ def _describe(error: jsonschema.ValidationError, path: Path
 
 def _alternatives_message(error: jsonschema.ValidationError, where: str) -> str:
     context = error.context or []
+    deeper = [c for c in context if c.relative_path]
+    if deeper:  # the value has the right shape for one alternative: report inside it
+        best = max(deeper, key=lambda c: len(c.relative_path))
+        inner = list(_describe(best, tuple(error.absolute_path) + tuple(best.relative_path)))
+        if inner:
+            return inner[0][1]
     types = [c.schema.get("type") for c in context if c.validator == "type" and isinstance(c.schema, dict)]
     consts = [c.schema.get("const") for c in context if c.validator in ("const", "enum")
               and isinstance(c.schema, dict)]

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from v10r.spec.identifiers import IdentifierError, check_identifier, derive_name, split_qualified
 
@@ -29,6 +37,10 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 Identifier = Annotated[
     str,
     Field(
@@ -36,6 +48,15 @@ Identifier = Annotated[
         description="A PostgreSQL identifier (1–63 bytes, no NUL). It is always quoted, "
         "so mixed case, spaces and unicode are kept as written.",
     ),
+]
+
+
+ColumnList = Annotated[
+    list[Identifier],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": IDENTIFIER_PATTERN},
+                              {"type": "array", "items": {"type": "string", "pattern": IDENTIFIER_PATTERN},
+                               "minItems": 1}]}),
 ]
 
 
@@ -104,14 +125,14 @@ class Source(_Spec):
         "defaults to `public`. Quote parts containing dots with double quotes.",
         examples=["public.documents", "shop.products"],
     )
-    key: list[Identifier] = Field(
+    key: ColumnList = Field(
         default_factory=lambda: ["id"],
         min_length=1,
         max_length=8,
         description="Primary key column(s); several for a composite key.",
         examples=[["id"], ["tenant_id", "doc_id"]],
     )
-    columns: list[Identifier] = Field(
+    columns: ColumnList = Field(
         min_length=1,
         max_length=16,
         description="Text column(s) to embed. A change to any of them re-embeds the row.",
@@ -128,11 +149,6 @@ class Source(_Spec):
         default_factory=list,
         description="Only rows matching every condition are embedded.",
     )
-
-    @field_validator("key", "columns", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
 
     @field_validator("key", "columns")
     @classmethod

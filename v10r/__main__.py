@@ -1,0 +1,3 @@
+from v10r.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""The `v10r` command line. One module per command; this one only wires them together.
+
+Exit codes scripts can rely on: 0 success; 1 an error (bad spec, failed apply,
+unreachable service); 2 a usage error — and, for `plan`, "changes pending".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from v10r import __version__
+from v10r.errors import V10rError
+
+# command name -> (module, attribute). Modules load only when their command runs, so
+# `v10r --help` and `v10r validate` stay fast and need no optional dependency.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("v10r.cli.validate", "validate"),
+    "plan": ("v10r.cli.plan", "plan"),
+    "apply": ("v10r.cli.plan", "apply"),
+    "listen": ("v10r.cli.listen", "listen"),
+    "backfill": ("v10r.cli.listen", "backfill"),
+    "worker": ("v10r.cli.worker", "worker"),
+    "dlq": ("v10r.cli.worker", "dlq"),
+    "status": ("v10r.cli.status", "status"),
+    "demo": ("v10r.cli.demo", "demo"),
+    "schema": ("v10r.cli.validate", "schema"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        try:
+            module = importlib.import_module(target[0])
+        except ModuleNotFoundError as exc:
+            if exc.name == target[0]:  # the command is not part of this build yet
+                return None
+            raise
+        return getattr(module, target[1], None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                              "max_content_width": 100})
+@click.version_option(__version__, prog_name="v10r")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Keep pgvector embeddings of PostgreSQL text columns in sync, from YAML specs.
+
+    \b
+    Typical flow:
+      v10r validate pipelines/          check the specs (CI-friendly)
+      v10r plan pipelines/              show what apply would change
+      v10r apply pipelines/             create columns, index and triggers
+      v10r listen pipelines/            turn changes into tasks on a queue
+      v10r worker pipelines/            embed and write vectors (redis/rabbitmq)
+      faust -A v10r worker              the same on Kafka
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: every `V10rError` becomes a clear message and exit code, never a traceback."""
+    try:
+        return cli.main(args=argv, prog_name="v10r", standalone_mode=True)
+    except V10rError as exc:  # raised outside a command's own handling
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,34 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+T = TypeVar("T")
+
+DEFAULT_SPEC_PATH = "pipelines"
+
+specs_argument = click.argument(
+    "paths", nargs=-1, type=click.Path(path_type=str),
+)
+
+
+def spec_paths(paths: tuple[str, ...]) -> list[str]:
+    """Paths given on the command line, else `$V10R_PIPELINES`, else `pipelines/`."""
+    if paths:
+        return list(paths)
+    return os.environ.get("V10R_PIPELINES", DEFAULT_SPEC_PATH).split(os.pathsep)
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
