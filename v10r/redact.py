@@ -6,7 +6,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "****"
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^\s:/@]*):([^\s@/]*)@", re.IGNORECASE)
 
 

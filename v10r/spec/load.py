@@ -22,7 +22,7 @@ from v10r.errors import SpecError
 from v10r.redact import mask_text
 from v10r.spec import env
 from v10r.spec.diagnostics import Diagnostic
-from v10r.spec.model import Pipeline, json_schema
+from v10r.spec.model import IDENTIFIER_PATTERN, PIPELINE_NAME_PATTERN, Pipeline, json_schema
 from v10r.spec.semantic import check_pipelines
 from v10r.spec.yaml_nodes import Document, Path, parse_documents
 
@@ -87,7 +87,10 @@ def load_paths(paths: Sequence[str | FsPath], environ: dict[str, str] | None = N
         pipelines, diagnostics = load_file(path, environ)
         result.pipelines.extend(pipelines)
         result.diagnostics.extend(diagnostics)
-    result.diagnostics.extend(check_pipelines(result.pipelines))
+    semantic = check_pipelines(result.pipelines)
+    invalid = {(d.file, d.pipeline) for d in semantic if d.level == "error"}
+    result.pipelines = [p for p in result.pipelines if (p.file, p.pipeline.name) not in invalid]
+    result.diagnostics.extend(semantic)
     result.diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
     return result
 
@@ -165,7 +168,9 @@ def _load_document(name: str, document: Document, environ: dict[str, str] | None
             path = tuple(error["loc"])
             message = str(error["msg"]).removeprefix("Value error, ")
             where = f" in `{_dotted(path)}`" if path else ""
-            diagnostics.append(Diagnostic(name, *positions.of_value(path), "error",
+            at = positions.of_key if isinstance(_value_at(document.data, path), dict) \
+                else positions.of_value
+            diagnostics.append(Diagnostic(name, *at(path), "error",
                                           mask_text(message + where), "invalid-value",
                                           _dotted(path), pipeline=pipeline_name))
         return None, diagnostics
@@ -221,7 +226,11 @@ def _describe(error: jsonschema.ValidationError, path: Path
             missing = error.message.split("'")[1] if "'" in error.message else error.message
             yield path, f"missing required key `{missing}` in {where}", None, "missing-key"
         case "anyOf" | "oneOf":
-            yield path, _alternatives_message(error, where), None, "invalid-value"
+            inner = _inner_error(error)
+            if inner is not None:
+                yield from _describe(inner, (*path, *inner.relative_path))
+            else:
+                yield path, _alternatives_message(error, where), None, "invalid-value"
         case "enum" | "const":
             options = schema.get("enum") or [schema.get("const")]
             yield (path, f"{where} must be one of {', '.join(repr(o) for o in options)}, "
@@ -229,32 +238,43 @@ def _describe(error: jsonschema.ValidationError, path: Path
         case "type":
             yield (path, f"{where} must be {_type_name(schema.get('type'))}, got "
                    f"{_json_type(error.instance)}", None, "wrong-type")
+        case "minItems" if schema.get("minItems") == 1:
+            yield path, f"{where} must not be empty", None, "invalid-value"
         case "pattern":
             yield path, f"{where} {_pattern_message(schema, error.instance)}", None, "invalid-value"
         case _:
             yield path, f"{where}: {error.message}", None, "invalid-value"
 
 
+def _inner_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """The error inside the alternative the value was meant for, if one stands out.
+
+    `dimensions: 20000` fails `integer <= 16000` and `null`; the useful message is the
+    maximum, not "must be null". A value of the wrong type for every alternative gets
+    the merged "must be X or Y" message instead.
+    """
+    context = error.context or []
+    specific = [c for c in context if c.validator not in ("type", "const", "enum")
+                or c.relative_path]
+    if not specific:
+        return None
+    best = max(specific, key=lambda c: len(c.relative_path))
+    if best.validator in ("anyOf", "oneOf"):
+        return _inner_error(best) or best
+    return best
+
+
 def _alternatives_message(error: jsonschema.ValidationError, where: str) -> str:
     context = error.context or []
-    deeper = [c for c in context if c.relative_path]
-    if deeper:  # the value has the right shape for one alternative: report inside it
-        best = max(deeper, key=lambda c: len(c.relative_path))
-        inner = list(_describe(best, tuple(error.absolute_path) + tuple(best.relative_path)))
-        if inner:
-            return inner[0][1]
-    types = [c.schema.get("type") for c in context if c.validator == "type" and isinstance(c.schema, dict)]
-    consts = [c.schema.get("const") for c in context if c.validator in ("const", "enum")
-              and isinstance(c.schema, dict)]
-    if context and len(types) + len(consts) == len(context):
-        wanted = [_type_name(t) for t in types] + [repr(c) for c in consts if c is not None]
+    wanted = []
+    for c in context:
+        schema = c.schema if isinstance(c.schema, dict) else {}
+        if c.validator == "type":
+            wanted.append(_type_name(schema.get("type")))
+        elif c.validator in ("const", "enum"):
+            wanted.extend(repr(v) for v in schema.get("enum", [schema.get("const")]))
+    if wanted:
         return f"{where} must be {' or '.join(wanted)}, got {_json_type(error.instance)}"
-    best = jsonschema.exceptions.best_match(context) if context else None
-    if best is not None and best.validator in ("additionalProperties", "required", "type",
-                                                "enum", "pattern", "minimum", "maximum"):
-        inner = list(_describe(best, tuple(error.absolute_path) + tuple(best.relative_path)))
-        if inner:
-            return inner[0][1]
     return f"{where} is not valid: {error.message}"
 
 
@@ -267,7 +287,9 @@ def _properties(schema: dict[str, Any]) -> set[str]:
 
 
 def _pattern_message(schema: dict[str, Any], value: Any) -> str:
-    if schema.get("pattern") == r"^[a-z][a-z0-9_]{0,47}$":
+    if schema.get("pattern") == IDENTIFIER_PATTERN:
+        return f"{value!r} is not a valid PostgreSQL identifier (1 to 63 bytes, no NUL)"
+    if schema.get("pattern") == PIPELINE_NAME_PATTERN:
         return f"{value!r} is not a valid name: use lowercase letters, digits and `_`, starting with a letter (at most 48)"
     return f"{value!r} does not match {schema.get('pattern')}"
 
@@ -300,6 +322,15 @@ def _json_type(value: Any) -> str:
         case dict():
             return "a mapping"
     return type(value).__name__
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _dotted(path: Path) -> str:
