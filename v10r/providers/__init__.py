@@ -1,0 +1,4 @@
+"""Embedding providers: texts in, vectors out, in input order.
+
+Build one with `v10r.providers.factory.create_provider(spec.embedding)`.
+"""

@@ -1,0 +1,189 @@
+"""Every OpenAI-compatible embeddings endpoint: OpenAI itself, Infinity, vLLM, TEI, Ollama...
+
+`POST {base_url}/embeddings` with `{"model", "input": [...]}`. One pooled HTTP client per
+provider; transient failures (429, 5xx, timeouts, connection errors) are retried with
+backoff, honouring `Retry-After`; anything the user must fix fails at once with a hint.
+Vectors are asked for as base64 (decoding JSON floats dominated a peer tool's worker),
+falling back to float lists for servers that do not support it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import numpy as np
+
+from v10r.errors import ProviderError
+from v10r.providers.batching import assemble, clip, plan_batches
+from v10r.providers.ratelimit import Priority, RateLimiter, estimate_tokens
+from v10r.providers.response import InvalidResponse, decode_embeddings
+from v10r.providers.retry import Backoff, parse_retry_after
+from v10r.redact import mask_text, mask_url
+
+log = logging.getLogger("v10r.providers")
+
+DEFAULT_REQUEST_CHARS = 400_000  # ≈100k tokens, under OpenAI's 300k tokens per request
+
+
+class OpenAICompatibleProvider:
+    """Embeds through an OpenAI-style HTTP API; `name` is the spec's provider kind."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: str,
+        dimensions: int,
+        base_url: str,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        send_dimensions: bool = False,
+        max_batch_size: int = 64,
+        max_input_chars: int = 32_000,
+        max_request_chars: int = DEFAULT_REQUEST_CHARS,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        limiter: RateLimiter | None = None,
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pipeline: str | None = None,
+    ) -> None:
+        self.name, self.model, self.dimensions = name, model, dimensions
+        self.base_url = base_url.rstrip("/")
+        self.max_batch_size, self.max_input_chars = max_batch_size, max_input_chars
+        self.max_request_chars = max(max_request_chars, max_input_chars)
+        self.max_retries, self.send_dimensions = max_retries, send_dimensions
+        self.encoding = "base64"  # becomes "float" once a server shows it lacks base64
+        self._limiter, self._backoff, self._sleep = limiter, backoff, sleep
+        self._pipeline = pipeline
+        self._secrets = tuple(v for v in (api_key, *(headers or {}).values()) if v)
+        self._client = httpx.AsyncClient(
+            headers=_headers(api_key, headers),
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+
+    def __repr__(self) -> str:
+        return (f"OpenAICompatibleProvider(name={self.name!r}, model={self.model!r}, "
+                f"dimensions={self.dimensions}, base_url={self._where()!r})")
+
+    async def embed(self, texts: Sequence[str], *, priority: Priority = "live") -> np.ndarray:
+        texts = clip(texts, self.max_input_chars)
+        batches = plan_batches([len(t) for t in texts], max_batch_size=self.max_batch_size,
+                               max_batch_chars=self.max_request_chars)
+        results = [await self._embed_batch([texts[i] for i in b], priority) for b in batches]
+        return assemble(batches, results, self.dimensions)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _embed_batch(self, texts: list[str], priority: Priority) -> np.ndarray:
+        tokens = estimate_tokens(sum(len(t) for t in texts))
+        attempt = 0
+        while True:
+            if self._limiter is not None:
+                await self._limiter.acquire(tokens, priority=priority)
+            try:
+                return await self._request(texts)
+            except ProviderError as error:
+                if not error.retryable or attempt >= self.max_retries:
+                    raise
+                delay = self._backoff.delay(attempt, error.retry_after)
+                log.warning("%s; retry %d/%d in %.1fs", error.message, attempt + 1,
+                            self.max_retries, delay)
+                attempt += 1
+                await self._sleep(delay)
+
+    async def _request(self, texts: list[str]) -> np.ndarray:
+        body: dict[str, Any] = {"model": self.model, "input": texts}
+        if self.send_dimensions:
+            body["dimensions"] = self.dimensions
+        if self.encoding == "base64":
+            body["encoding_format"] = "base64"
+        try:
+            response = await self._client.post(f"{self.base_url}/embeddings", json=body)
+        except httpx.TimeoutException:
+            raise self._error("request timed out", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise self._error(f"cannot connect ({type(exc).__name__})", retryable=True) from None
+        if response.status_code == 400 and self._rejects_base64(response):
+            log.info("%s does not accept encoding_format=base64; using float", self._where())
+            self.encoding = "float"
+            return await self._request(texts)
+        self._check_status(response)
+        try:
+            vectors, was_base64 = decode_embeddings(
+                response.content, count=len(texts), dimensions=self.dimensions)
+        except InvalidResponse as exc:
+            raise self._error(f"invalid response: {exc}", hint=self._dims_hint(exc)) from None
+        if self.encoding == "base64" and not was_base64 and texts:
+            self.encoding = "float"  # the server ignores base64: stop asking
+        return vectors
+
+    def _rejects_base64(self, response: httpx.Response) -> bool:
+        return self.encoding == "base64" and "encoding_format" in response.text
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        detail = _server_message(response)
+        match status:
+            case 401 | 403:
+                raise self._error(
+                    "authentication failed",
+                    hint="check embedding.api_key (and its environment variable) and headers")
+            case 429:
+                raise self._error(f"rate limited (HTTP 429){detail}", retryable=True,
+                                  retry_after=parse_retry_after(response.headers.get("retry-after"),
+                                                                time.time()))
+            case _ if status >= 500 or status == 408:
+                raise self._error(f"server error (HTTP {status}){detail}", retryable=True,
+                                  retry_after=parse_retry_after(response.headers.get("retry-after"),
+                                                                time.time()))
+            case _:
+                raise self._error(f"request refused (HTTP {status}){detail}",
+                                  hint="check embedding.model, dimensions and max_input_chars")
+
+    def _error(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
+               hint: str | None = None) -> ProviderError:
+        text = mask_text(f"{message} for provider {self.name} ({self._where()})", self._secrets)
+        hint = mask_text(hint, self._secrets) if hint else (
+            "the provider is unavailable; v10r retries, and the row stays stale until it succeeds"
+            if retryable else None)
+        return ProviderError(text, retryable=retryable, retry_after=retry_after, hint=hint,
+                             pipeline=self._pipeline)
+
+    def _dims_hint(self, exc: InvalidResponse) -> str | None:
+        if "dimensions" in str(exc):
+            return "set embedding.dimensions to what the model returns (or send_dimensions: true)"
+        return None
+
+    def _where(self) -> str:
+        return mask_text(mask_url(self.base_url), self._secrets)
+
+
+def _headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", **(extra or {})}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The error text a server put in its body (OpenAI: {"error": {"message"}}), shortened."""
+    try:
+        payload = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return f": {text[:300]}" if text else ""
+    if not isinstance(payload, dict):
+        return ""
+    error = payload.get("error")
+    message = error.get("message") if isinstance(error, dict) else error or payload.get("detail")
+    return f": {str(message)[:300]}" if message else ""

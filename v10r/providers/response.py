@@ -1,0 +1,72 @@
+"""Checking and decoding an OpenAI-style embeddings response.
+
+A response is trusted only after it proves complete: one vector per input, each of the
+expected size, all finite. A wrong vector written to the database would be served
+silently by every similarity query, so anything else is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import numpy as np
+
+
+class InvalidResponse(ValueError):
+    """The server answered 2xx with something that is not the embeddings asked for."""
+
+
+def decode_embeddings(body: bytes, *, count: int, dimensions: int) -> tuple[np.ndarray, bool]:
+    """(vectors in input order, whether the server sent base64)."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidResponse(f"response is not valid JSON ({type(exc).__name__})") from None
+    items = _items(payload)
+    if len(items) != count:
+        raise InvalidResponse(f"asked for {count} embeddings, got {len(items)}")
+    out = np.empty((count, dimensions), dtype=np.float32)
+    seen_base64 = False
+    for position, item in enumerate(items):
+        index = item.get("index", position)
+        if not isinstance(index, int) or not 0 <= index < count:
+            raise InvalidResponse(f"embedding index {index!r} out of range 0..{count - 1}")
+        vector, is_base64 = _vector(item.get("embedding"), dimensions, index)
+        seen_base64 = seen_base64 or is_base64
+        out[index] = vector
+    if len({item.get("index", i) for i, item in enumerate(items)}) != count:
+        raise InvalidResponse("embedding indices repeat")
+    if not np.isfinite(out).all():
+        bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+        raise InvalidResponse(f"embedding {bad} contains NaN or infinity")
+    return out, seen_base64
+
+
+def _items(payload: Any) -> list[dict[str, Any]]:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise InvalidResponse("response has no `data` list of embeddings")
+    return data
+
+
+def _vector(raw: Any, dimensions: int, index: int) -> tuple[np.ndarray, bool]:
+    if isinstance(raw, str):
+        try:
+            vector = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4")
+        except (binascii.Error, ValueError):
+            raise InvalidResponse(f"embedding {index} is not valid base64 float32") from None
+        is_base64 = True
+    elif isinstance(raw, list):
+        try:
+            vector = np.asarray(raw, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidResponse(f"embedding {index} is not a list of numbers") from None
+        is_base64 = False
+    else:
+        raise InvalidResponse(f"embedding {index} is missing")
+    if vector.shape != (dimensions,):
+        raise InvalidResponse(f"embedding {index} has {vector.size} dimensions, expected {dimensions}")
+    return vector, is_base64
