@@ -1,0 +1,156 @@
+"""The catch-up scan: find every row whose vector is missing or stale, and enqueue it.
+
+NOTIFY is a fast path, not a guarantee (it is lost while the listener is down, and bulk
+statements send one `scan` notification instead of one per row). The stored hash makes
+"what is stale?" a query: rows matching the filter whose hash is NULL or differs from
+the hash of their current text under the current fingerprint. The scan walks the key
+in order with keyset pagination, so memory stays constant whatever the table size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+
+from v10r import db
+from v10r.compile.content_hash import fingerprint, stored_hash_sql
+from v10r.compile.filter import filter_sql
+from v10r.listen.targets import Target
+from v10r.queues.base import Queue
+from v10r.spec.identifiers import quote_ident, quote_literal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 1000
+ALIAS = "src"
+ID_COLUMN = "__v10r_id"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanQuery:
+    """The two statements of a keyset scan: the first page, and every page after it."""
+
+    first: str
+    next: str
+    key_count: int
+
+
+def scan_query(target: Target, page_size: int = DEFAULT_PAGE_SIZE) -> ScanQuery:
+    """SQL selecting up to `page_size` stale rows' keys (raw, and as the task's JSON id)."""
+    names, pipeline = target.names, target.pipeline
+    alias = quote_ident(ALIAS)
+    keys = [f"{alias}.{quote_ident(k)}" for k in names.key]
+    if len(keys) == 1:
+        row_id = f"to_jsonb({keys[0]})::text"
+    else:
+        pairs = ", ".join(f"{quote_literal(k)}, {ref}" for k, ref in zip(names.key, keys))
+        row_id = f"jsonb_build_object({pairs})::text"
+    hash_ref = f"{alias}.{quote_ident(names.hash)}"
+    current = stored_hash_sql(names.columns, fingerprint(pipeline), ALIAS)
+    where = (f"({filter_sql(pipeline.source.filter, alias)}) "
+             f"AND ({hash_ref} IS NULL OR {hash_ref} IS DISTINCT FROM {current})")
+    params = ", ".join(f"${i}" for i in range(1, len(keys) + 1))
+    after = (f"{keys[0]} > $1" if len(keys) == 1
+             else f"({', '.join(keys)}) > ({params})")
+    head = (f"SELECT {', '.join(keys)}, {row_id} AS {quote_ident(ID_COLUMN)} "
+            f"FROM {names.qualified_table} AS {alias} WHERE {where}")
+    tail = f" ORDER BY {', '.join(keys)} LIMIT {int(page_size)}"
+    return ScanQuery(first=head + tail, next=f"{head} AND {after}{tail}", key_count=len(keys))
+
+
+class Progress(Protocol):
+    def advance(self, pipeline: str, rows: int) -> None: ...
+
+
+@dataclass
+class ScanResult:
+    """Rows enqueued per pipeline by one catch-up run."""
+
+    enqueued: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.enqueued.values())
+
+
+async def scan_target(conn: asyncpg.Connection, target: Target, queue: Queue, *,
+                      page_size: int = DEFAULT_PAGE_SIZE,
+                      progress: Progress | None = None) -> int:
+    """Enqueue every stale row of one pipeline, one page (one publish) at a time."""
+    query = scan_query(target, page_size)
+    rows = await conn.fetch(query.first)
+    enqueued = 0
+    while rows:
+        tasks = [target.task(json.loads(row[ID_COLUMN])) for row in rows]
+        await queue.publish(target.name, tasks)
+        enqueued += len(tasks)
+        if progress is not None:
+            progress.advance(target.name, len(tasks))
+        if len(rows) < page_size:
+            break
+        last = rows[-1]
+        rows = await conn.fetch(query.next, *(last[i] for i in range(query.key_count)))
+    return enqueued
+
+
+async def catch_up(targets: Sequence[Target], queue: Queue, *,
+                   page_size: int = DEFAULT_PAGE_SIZE,
+                   interactive: bool | None = None) -> ScanResult:
+    """Scan every target over its database's read connection; returns counts."""
+    result = ScanResult()
+    show = sys.stderr.isatty() if interactive is None else interactive
+    with progress_bar(show) as progress:
+        for database, group in _by_database(targets):
+            conn = await db.connect(database, "read", pipeline=group[0].name,
+                                    vector_codec=False)
+            try:
+                for target in group:
+                    count = await scan_target(conn, target, queue, page_size=page_size,
+                                              progress=progress)
+                    result.enqueued[target.name] = count
+                    log.info("catch-up: %d row(s) of %s enqueued for pipeline %s",
+                             count, target.table, target.name)
+            finally:
+                await conn.close()
+    return result
+
+
+def _by_database(targets: Sequence[Target]) -> list[tuple[Any, list[Target]]]:
+    groups: dict[Any, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.pipeline.database, []).append(target)
+    return list(groups.items())
+
+
+class _RichProgress:
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._tasks: dict[str, Any] = {}
+
+    def advance(self, pipeline: str, rows: int) -> None:
+        if pipeline not in self._tasks:
+            self._tasks[pipeline] = self._bar.add_task(f"catch-up {pipeline}", total=None)
+        self._bar.advance(self._tasks[pipeline], rows)
+
+
+@contextmanager
+def progress_bar(show: bool) -> Iterator[Progress | None]:
+    """A rich progress display on stderr when it is a terminal; nothing otherwise."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"),
+               TextColumn("{task.completed:,} rows enqueued"), TimeElapsedColumn())
+    with RichProgress(*columns, console=Console(stderr=True), transient=False) as bar:
+        yield _RichProgress(bar)

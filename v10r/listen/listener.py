@@ -1,0 +1,371 @@
+"""`v10r listen`: one LISTEN connection per database → dedup → batched publish.
+
+Three loops share one listener: the connection loop (connect, LISTEN every pipeline's
+channel, watch for loss, reconnect with exponential backoff), the flush loop (close due
+dedup windows, publish the outbox in batches) and the catch-up loop (scan for stale rows
+on start, after every reconnect and on `scan` notifications). NOTIFY is not durable, so
+every reconnect is followed by a catch-up scan: what was committed while the connection
+was down is found by its stale hash.
+
+Backpressure: when the outbox holds `max_buffer` tasks (the queue is slow or down), the
+listener stops reading its socket; PostgreSQL keeps the notifications queued server-side
+until reading resumes, so memory stays bounded and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import asyncpg
+
+from v10r import db
+from v10r.errors import V10rError
+from v10r.listen.catchup import DEFAULT_PAGE_SIZE, catch_up
+from v10r.listen.dedup import DEFAULT_MAX_KEYS, Deduplicator
+from v10r.listen.targets import Target
+from v10r.queues.base import Queue
+from v10r.redact import mask_text
+from v10r.tasks import Task
+
+log = logging.getLogger(__name__)
+
+RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+               V10rError, ConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    batch_size: int = 500  # tasks per publish
+    flush_interval_s: float = 0.005  # how long a lone task may wait for company
+    max_buffer: int = 10_000  # outbox size at which reading notifications pauses
+    health_interval_s: float = 5.0
+    health_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 30.0
+    catchup: bool = True  # scan on start and after reconnects (`scan` notifications always)
+    catchup_page_size: int = DEFAULT_PAGE_SIZE
+    dedup_max_keys: int = DEFAULT_MAX_KEYS
+    shutdown_timeout_s: float = 10.0
+
+
+@dataclass
+class ListenerStats:
+    notifications: int = 0
+    published: int = 0
+    connections: int = 0
+    catchups: int = 0
+    caught_up_rows: int = 0
+    bad_payloads: int = 0
+
+
+@dataclass
+class _Backoff:
+    initial: float
+    maximum: float
+    current: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.current = self.initial
+
+    def next(self) -> float:
+        delay, self.current = self.current, min(self.current * 2, self.maximum)
+        return delay
+
+
+class _StateLog:
+    """Logs a state only when it changes, so a long outage is one line, not thousands."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self.state = what, ""
+
+    def set(self, state: str, message: str, level: int = logging.INFO) -> None:
+        if state != self.state:
+            self.state = state
+            log.log(level, "%s: %s", self.what, message)
+
+
+class Listener:
+    """Turns notifications of one database's tables into tasks on `queue`."""
+
+    def __init__(self, targets: Sequence[Target], queue: Queue,
+                 settings: ListenerSettings | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not targets:
+            raise ValueError("a listener needs at least one pipeline")
+        self.targets = list(targets)
+        self.queue = queue
+        self.settings = settings or ListenerSettings()
+        self.database = self.targets[0].pipeline.database
+        self.stats = ListenerStats()
+        self.listening = asyncio.Event()  # set while LISTEN is active
+        self.backend_pid: int | None = None
+        self._clock = clock
+        self._channels: dict[str, list[Target]] = {}
+        for target in self.targets:
+            self._channels.setdefault(target.channel, []).append(target)
+        self._dedup = {t.name: Deduplicator[Task](t.pipeline.queue.dedup_window_ms / 1000,
+                                                  self.settings.dedup_max_keys, clock)
+                       for t in self.targets}
+        self._outbox: dict[str, deque[Task]] = {t.name: deque() for t in self.targets}
+        self._wake = asyncio.Event()
+        self._scan_requests: set[str] = set()
+        self._scan_wake = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self._paused = False
+
+    # ---- public -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> ListenerStats:
+        """Listen until `stop` is set, then flush what is buffered and return."""
+        loops = [asyncio.create_task(self._connection_loop(stop), name="v10r-listen"),
+                 asyncio.create_task(self._flush_loop(), name="v10r-flush"),
+                 asyncio.create_task(self._catchup_loop(), name="v10r-catchup")]
+        try:
+            await self._until(stop, loops)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._close_connection()
+            await self._final_flush()
+        return self.stats
+
+    def request_scan(self, targets: Sequence[Target] | None = None) -> None:
+        """Ask the catch-up loop to scan these pipelines (all by default) soon."""
+        self._scan_requests.update(t.name for t in (targets or self.targets))
+        self._scan_wake.set()
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(q) for q in self._outbox.values())
+
+    @staticmethod
+    async def _until(stop: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopper, *loops], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stopper.cancel()
+
+    # ---- connection ---------------------------------------------------------------
+
+    async def _connection_loop(self, stop: asyncio.Event) -> None:
+        state = _StateLog(f"database {self.database.name}")
+        backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        first = True
+        while not stop.is_set():
+            lost = asyncio.Event()
+            try:
+                await self._open(lost)
+            except RECOVERABLE as exc:
+                state.set("down", f"cannot listen ({_describe(exc)}); retrying with backoff",
+                          logging.WARNING)
+                await _wait(stop, backoff.next())
+                continue
+            state.set("up", f"listening on {', '.join(sorted(self._channels))}")
+            backoff.reset()
+            if self.settings.catchup or not first:
+                self.request_scan()
+            first = False
+            await self._watch(lost, stop)
+            self.listening.clear()
+            await self._close_connection()
+            if not stop.is_set():
+                state.set("lost", "connection lost; reconnecting", logging.WARNING)
+
+    async def _open(self, lost: asyncio.Event) -> None:
+        conn = await db.connect(self.database, "write", pipeline=self.targets[0].name,
+                                vector_codec=False)
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            for channel in self._channels:
+                await conn.add_listener(channel, self._on_notify)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._conn, self._paused = conn, False
+        self.backend_pid = conn.get_server_pid()
+        self.stats.connections += 1
+        self.listening.set()
+        self._apply_backpressure()
+
+    async def _watch(self, lost: asyncio.Event, stop: asyncio.Event) -> None:
+        """Return when the connection is lost (termination or failed health check) or on stop."""
+        while not (lost.is_set() or stop.is_set()):
+            await _wait_any((lost, stop), self.settings.health_interval_s)
+            if lost.is_set() or stop.is_set() or self._paused or self._conn is None:
+                continue
+            try:
+                await asyncio.wait_for(self._conn.fetchval("SELECT 1"),
+                                       self.settings.health_timeout_s)
+            except RECOVERABLE:
+                lost.set()
+
+    async def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self.listening.clear()
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), 2.0)
+        except (*RECOVERABLE, asyncio.CancelledError):
+            conn.terminate()
+
+    # ---- notifications ------------------------------------------------------------
+
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        self.stats.notifications += 1
+        targets = self._channels.get(channel, [])
+        try:
+            message = json.loads(payload)
+            table = message["table"]
+            targets = [t for t in targets if t.table == table]
+            if message.get("scan"):
+                self.request_scan(targets)
+                return
+            row_id = message["id"]
+        except (ValueError, KeyError, TypeError):
+            self.stats.bad_payloads += 1
+            log.warning("unexpected notification on %s (%.200r); scanning its pipelines",
+                        channel, payload)
+            self.request_scan(targets or None)
+            return
+        for target in targets:
+            task = target.task(row_id)
+            self._outbox[target.name].extend(self._dedup[target.name].offer(task.key, task))
+        self._wake.set()
+        self._apply_backpressure()
+
+    def _apply_backpressure(self) -> None:
+        """Pause reading at `max_buffer` buffered tasks; resume below half of it."""
+        limit = self.settings.max_buffer
+        if not self._paused and self.buffered >= limit:
+            self._set_reading(False)
+        elif self._paused and self.buffered <= limit // 2:
+            self._set_reading(True)
+
+    def _set_reading(self, on: bool) -> None:
+        transport = getattr(self._conn, "_transport", None) if self._conn else None
+        if transport is None:
+            return
+        if on:
+            transport.resume_reading()
+            log.info("queue caught up; reading notifications again")
+        else:
+            transport.pause_reading()
+            log.warning("queue is slow: %d tasks buffered, pausing notifications "
+                        "(PostgreSQL keeps them queued)", self.buffered)
+        self._paused = not on
+
+    # ---- publishing ---------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        state = _StateLog(f"queue {self.queue.kind}")
+        backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        while True:
+            await self._wait_for_work()
+            try:
+                await self._publish_all()
+            except RECOVERABLE as exc:
+                state.set("down", f"publish failed ({_describe(exc)}); "
+                          f"{self.buffered} task(s) kept, retrying", logging.WARNING)
+                await asyncio.sleep(backoff.next())
+                continue
+            if state.state == "down":
+                state.set("up", "publishing again")
+            backoff.reset()
+            self._apply_backpressure()
+
+    async def _wait_for_work(self) -> None:
+        """Sleep until a task is buffered or a dedup window is due, then let a batch form."""
+        while True:
+            self._collect_due()
+            if self.buffered:
+                if self.buffered < self.settings.batch_size:
+                    await asyncio.sleep(self.settings.flush_interval_s)
+                    self._collect_due()
+                return
+            self._wake.clear()
+            deadlines = [d for d in (x.next_deadline() for x in self._dedup.values()) if d]
+            timeout = max(0.0, min(deadlines) - self._clock()) if deadlines else 1.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(timeout, 1.0))
+
+    def _collect_due(self) -> None:
+        for name, dedup in self._dedup.items():
+            self._outbox[name].extend(dedup.due())
+
+    async def _publish_all(self) -> None:
+        for name, outbox in self._outbox.items():
+            while outbox:
+                batch = list(islice(outbox, self.settings.batch_size))
+                await self.queue.publish(name, batch)
+                for _ in batch:
+                    outbox.popleft()
+                self.stats.published += len(batch)
+
+    async def _final_flush(self) -> None:
+        for name, dedup in self._dedup.items():
+            self._outbox[name].extend(dedup.drain())
+        if not self.buffered:
+            return
+        try:
+            await asyncio.wait_for(self._publish_all(), self.settings.shutdown_timeout_s)
+        except (TimeoutError, *RECOVERABLE) as exc:
+            log.error("%d task(s) could not be published before exit (%s); the next "
+                      "catch-up scan will find those rows", self.buffered, _describe(exc))
+
+    # ---- catch-up -----------------------------------------------------------------
+
+    async def _catchup_loop(self) -> None:
+        backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        while True:
+            await self._scan_wake.wait()
+            self._scan_wake.clear()
+            names, self._scan_requests = self._scan_requests, set()
+            targets = [t for t in self.targets if t.name in names]
+            try:
+                result = await catch_up(targets, self.queue,
+                                        page_size=self.settings.catchup_page_size,
+                                        interactive=False)
+            except RECOVERABLE as exc:
+                log.warning("catch-up scan failed (%s); will retry", _describe(exc))
+                self.request_scan(targets)
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            self.stats.catchups += 1
+            self.stats.caught_up_rows += result.total
+
+
+def _describe(exc: BaseException) -> str:
+    return mask_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+async def _wait_any(events: Sequence[asyncio.Event], timeout: float) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
