@@ -58,12 +58,12 @@ class FakeProvider:
 
 
 def make_pipeline(table: str = "public.docs", columns: Sequence[str] = ("body",),
-                  key: Sequence[str] = ("id",), **sections: Any) -> Pipeline:
+                  key: Sequence[str] = ("id",), name: str = "docs", **sections: Any) -> Pipeline:
     source = {"table": table, "key": list(key), "columns": list(columns),
               **sections.pop("source", {})}
     embedding = {"provider": "custom", "base_url": "http://127.0.0.1:9", "model": "fake-model",
                  "dimensions": DIMENSIONS, **sections.pop("embedding", {})}
-    return Pipeline(name="docs", source=source, embedding=embedding, **sections)
+    return Pipeline(name=name, source=source, embedding=embedding, **sections)
 
 
 async def create_table(conn: asyncpg.Connection, pipeline: Pipeline,

@@ -1,0 +1,265 @@
+"""The worker loop on real queues (in-process and Redis) and a real HTTP provider:
+acks after the write, retries what may pass later, dead-letters what never will."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+
+import asyncpg
+import numpy as np
+import pytest
+
+from tests.integration.work.conftest import (
+    FakeProvider,
+    create_table,
+    make_pipeline,
+    task_for,
+    text_vector,
+)
+from tests.services.openai_server import OpenAIServer, Reply
+from v10r.providers.deterministic import deterministic_vector
+from v10r.providers.factory import create_provider
+from v10r.queues.base import Queue
+from v10r.queues.memory import MemoryQueue
+from v10r.queues.redis import RedisQueue
+from v10r.spec.model import Pipeline
+from v10r.work.core import BatchProcessor
+from v10r.work.runner import run_workers
+from v10r.work.worker import Backoff, PipelineWorker, WorkerStats
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+FAST = Backoff(initial=0.01, maximum=0.05)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+async def embedded_count(db: asyncpg.Connection) -> int:
+    return await db.fetchval("SELECT count(*) FROM docs WHERE body_embedding_hash IS NOT NULL")
+
+
+class Running:
+    """Worker loops in the background, stopped (gracefully) on exit."""
+
+    def __init__(self, *workers: PipelineWorker) -> None:
+        self.stop = asyncio.Event()
+        self.tasks = [asyncio.create_task(w.run(self.stop)) for w in workers]
+
+    async def __aenter__(self) -> Running:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 10)
+
+
+@pytest.fixture
+def http_server() -> Iterator[OpenAIServer]:
+    with OpenAIServer(dimensions=8) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def queue(request: pytest.FixtureRequest) -> AsyncIterator[Queue]:
+    name = f"w_{uuid.uuid4().hex[:10]}"
+    made: Queue
+    if request.param == "memory":
+        made = MemoryQueue(max_attempts=3)
+    else:
+        made = RedisQueue(REDIS_URL, pipelines=[name], max_attempts=3, min_idle=0.2)
+    made.pipeline_name = name  # type: ignore[attr-defined]
+    await made.start()
+    try:
+        yield made
+    finally:
+        if isinstance(made, RedisQueue):
+            await made.drop(name)
+        await made.close()
+
+
+def http_pipeline(queue: Queue, server: OpenAIServer, **sections) -> Pipeline:
+    return make_pipeline(
+        name=queue.pipeline_name,  # type: ignore[attr-defined]
+        embedding={"base_url": server.url, "max_retries": 0, "timeout_s": 5},
+        queue={"kind": queue.kind, "max_attempts": 3}, **sections)
+
+
+async def seed(db: asyncpg.Connection, pipeline: Pipeline, queue: Queue, count: int,
+               body: str = "'row ' || i") -> None:
+    await db.execute(f"INSERT INTO docs (id, body) SELECT i, {body} "
+                     f"FROM generate_series(1, {count}) i")
+    await queue.publish(pipeline.name, [task_for(pipeline, i) for i in range(1, count + 1)])
+
+
+async def test_workers_drain_the_queue_and_write_every_row(db, pool, queue):
+    pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind})
+    names = await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 300)
+    processor = BatchProcessor(pipeline, names, pool, pool, FakeProvider())
+    stats = WorkerStats(pipeline.name)
+    workers = [PipelineWorker(processor, queue, batch_size=50, timeout=0.2, stats=stats)
+               for _ in range(2)]
+
+    async with Running(*workers):
+        await eventually(lambda: _processed(stats, 300))
+
+    assert await embedded_count(db) == 300
+    assert stats.written == 300 and stats.failed == stats.dead_lettered == 0
+    row = await db.fetchrow("SELECT body_embedding FROM docs WHERE id = 7")
+    assert np.allclose(row[0].to_numpy(), text_vector("row 7"))
+    assert await queue.consume(pipeline.name, 10, 0.05) == []  # everything was acked
+
+
+async def _processed(stats: WorkerStats, count: int) -> bool:
+    return stats.processed >= count
+
+
+@pytest.mark.parametrize("failures", [
+    [Reply.rate_limited("0")],
+    [Reply.error(500), Reply.error(503)],
+], ids=["429-then-200", "500x2-then-200"])
+async def test_transient_provider_failures_are_retried_until_written(
+        db, pool, queue, http_server, failures):
+    pipeline = http_pipeline(queue, http_server)
+    names = await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 5)
+    http_server.script(*failures)
+    provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
+    worker = PipelineWorker(BatchProcessor(pipeline, names, pool, pool, provider), queue,
+                            timeout=0.2, backoff=FAST)
+    try:
+        async with Running(worker):
+            await eventually(lambda: _processed(worker.stats, 5))
+    finally:
+        await provider.aclose()
+
+    assert worker.stats.failed == 5 * len(failures) and worker.stats.dead_lettered == 0
+    assert await embedded_count(db) == 5
+    stored = await db.fetchval("SELECT body_embedding FROM docs WHERE id = 1")
+    assert np.allclose(stored.to_numpy(), deterministic_vector("row 1", 8))
+
+
+async def test_a_persistent_failure_is_dead_lettered_then_replayed_after_recovery(
+        db, pool, queue, http_server):
+    pipeline = http_pipeline(queue, http_server)
+    names = await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 2)
+    http_server.always = Reply.error(500, "model is down")
+    provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
+    worker = PipelineWorker(BatchProcessor(pipeline, names, pool, pool, provider), queue,
+                            timeout=0.2, backoff=FAST)
+    try:
+        async with Running(worker):
+            await eventually(lambda: _dead(queue, pipeline, 2))
+            dead = await queue.dead_letters(pipeline.name)
+            assert {d.task.id for d in dead} == {1, 2}
+            assert all(d.attempts == 3 and "HTTP 500" in d.error for d in dead)
+            assert await embedded_count(db) == 0
+
+            http_server.always = None  # the provider recovers
+            assert await queue.replay(pipeline.name) == 2
+            await eventually(lambda: _embedded(db, 2))
+    finally:
+        await provider.aclose()
+    assert await queue.dead_letters(pipeline.name) == []
+    assert worker.stats.dead_lettered == 2
+
+
+async def _dead(queue: Queue, pipeline: Pipeline, count: int) -> bool:
+    return len(await queue.dead_letters(pipeline.name)) >= count
+
+
+async def _embedded(db: asyncpg.Connection, count: int) -> bool:
+    return await embedded_count(db) >= count
+
+
+async def test_a_rejected_input_is_dead_lettered_at_once_and_the_rest_written(
+        db, pool, queue):
+    pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind})
+    names = await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 10, body="CASE WHEN i = 3 THEN 'BAD' ELSE 'ok ' || i END")
+
+    def reject(texts: Sequence[str]):
+        from v10r.errors import ProviderError
+
+        return ProviderError("request refused (HTTP 400): bad input") if "BAD" in texts else None
+
+    worker = PipelineWorker(BatchProcessor(pipeline, names, pool, pool, FakeProvider(fail=reject)),
+                            queue, timeout=0.2, backoff=FAST)
+    async with Running(worker):
+        await eventually(lambda: _dead(queue, pipeline, 1))
+        await eventually(lambda: _embedded(db, 9))
+
+    dead = await queue.dead_letters(pipeline.name)
+    assert [(d.task.id, d.attempts) for d in dead] == [(3, 1)]
+    assert "HTTP 400" in dead[0].error
+    assert worker.stats.processed == 9 and worker.stats.dead_lettered == 1
+
+
+async def test_stopping_finishes_the_batch_in_hand(db, pool, queue):
+    pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind})
+    names = await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 20)
+    embedding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def pause(texts: Sequence[str]) -> None:
+        embedding.set()
+        await release.wait()
+
+    worker = PipelineWorker(
+        BatchProcessor(pipeline, names, pool, pool, FakeProvider(before_return=pause)),
+        queue, batch_size=20, timeout=0.2)
+    running = Running(worker)
+    await asyncio.wait_for(embedding.wait(), 10)
+    running.stop.set()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*running.tasks), 10)
+
+    assert await embedded_count(db) == 20 and worker.stats.processed == 20
+
+
+async def test_a_missing_column_is_waited_out_until_apply_adds_it(db, pool, queue):
+    pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind})
+    names = await create_table(db, pipeline)
+    await db.execute("ALTER TABLE docs DROP COLUMN body_embedding_note")
+    await seed(db, pipeline, queue, 3)
+    worker = PipelineWorker(BatchProcessor(pipeline, names, pool, pool, FakeProvider()),
+                            queue, timeout=0.2, backoff=FAST)
+
+    async with Running(worker):
+        await eventually(lambda: _errors(worker.stats))
+        await db.execute("ALTER TABLE docs ADD COLUMN body_embedding_note text")
+        await eventually(lambda: _embedded(db, 3))
+
+    assert worker.stats.dead_lettered == 0 and worker.stats.failed == 0
+
+
+async def _errors(stats: WorkerStats) -> bool:
+    return stats.errors > 0
+
+
+async def test_run_workers_builds_pools_and_runs_every_pipeline(pg_dsn, db, queue):
+    pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind},
+                             database={"dsn": pg_dsn})
+    await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 40)
+    stop = asyncio.Event()
+    stats: dict[str, WorkerStats] = {}
+    running = asyncio.create_task(run_workers(
+        [pipeline], queue, 2, stop, batch_size=16,
+        providers={pipeline.name: FakeProvider()}, stats=stats))
+    try:
+        await eventually(lambda: _embedded(db, 40))
+    finally:
+        stop.set()
+        result = await asyncio.wait_for(running, 10)
+    assert result[pipeline.name].processed == 40
+    assert result[pipeline.name].snapshot()["written"] == 40
