@@ -1,0 +1,13 @@
+"""Plan and apply: make the live database match the pipeline specs (sqlmesh style).
+
+`plan_pipelines` renders, `apply_pipelines` executes the same typed operations;
+`applied_state` tells the listener and workers whether a pipeline is ready and which
+names it really uses.
+"""
+
+from v10r.reconcile.apply import ApplyResult, apply_pipelines
+from v10r.reconcile.plan import Plan, plan_pipelines
+from v10r.reconcile.state import AppliedPipeline, applied_state
+
+__all__ = ["AppliedPipeline", "ApplyResult", "Plan", "applied_state", "apply_pipelines",
+           "plan_pipelines"]

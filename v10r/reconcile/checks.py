@@ -1,0 +1,107 @@
+"""Why a spec cannot be applied to the live database, as `PlanError`s with a fix.
+
+Checked before anything is planned, so a bad spec changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from v10r.compile.ddl import TEXT_TYPES
+from v10r.errors import PlanError
+from v10r.reconcile.introspect import LiveState, LiveTable
+from v10r.spec.model import MAX_HNSW_DIMENSIONS, MAX_VECTOR_DIMENSIONS, Pipeline
+
+TABLE_KINDS = {"r": "table", "p": "partitioned table"}
+HALFVEC_SINCE = (0, 7)
+
+
+def check_shared(pipelines: Sequence[Pipeline], state: LiveState) -> None:
+    """Database-wide preconditions and agreements between pipelines on one table."""
+    if state.pgvector_version is None:
+        raise PlanError("the pgvector extension is not created in this database",
+                        hint="run `CREATE EXTENSION vector;`")
+    if not state.schema_exists and not state.can_create_schema:
+        raise PlanError(
+            f"the current user may not create schema v10r in database {state.database}",
+            hint=f"GRANT CREATE ON DATABASE {state.database} TO <v10r user>, or create the "
+            "schema `v10r` owned by that user")
+    keys: dict[str, Pipeline] = {}
+    for p in pipelines:
+        first = keys.setdefault(p.source.table, p)
+        if first.source.key != p.source.key:
+            raise PlanError(
+                f"pipelines {first.name!r} and {p.name!r} watch {p.source.table} with "
+                f"different keys ({', '.join(first.source.key)} vs {', '.join(p.source.key)})",
+                pipeline=p.name, hint="use the same `source.key` for every pipeline of a table")
+
+
+def check_pipeline(p: Pipeline, state: LiveState) -> None:
+    table = state.table(p.source.schema_name, p.source.table_name)
+    label = f"{p.source.schema_name}.{p.source.table_name}"
+    if table is None or table.kind not in TABLE_KINDS:
+        what = "does not exist" if table is None else "is not a table"
+        raise PlanError(f"table {label} {what} in database {state.database}",
+                        pipeline=p.name, obj=label,
+                        hint="create the table first, or fix `source.table` (names are "
+                        "case-sensitive; `schema.table`)")
+    if not table.owned:
+        raise PlanError(f"the current user does not own table {label}, so it cannot add "
+                        "columns and triggers to it", pipeline=p.name, obj=label,
+                        hint=f"run v10r apply as the table's owner, or `ALTER TABLE {label} "
+                        "OWNER TO <v10r user>`")
+    _check_columns(p, table, label)
+    _check_key(p, table, label)
+    _check_dimensions(p, state)
+
+
+def _check_columns(p: Pipeline, table: LiveTable, label: str) -> None:
+    for role, columns in (("key", p.source.key), ("text", p.source.columns),
+                          ("filter", [c.column for c in p.source.filter])):
+        for col in columns:
+            if col not in table.columns:
+                known = ", ".join(sorted(table.columns)) or "none"
+                raise PlanError(f"{role} column {col!r} does not exist in {label}",
+                                pipeline=p.name, obj=f"{label}.{col}",
+                                hint=f"columns of {label}: {known}")
+    for col in p.source.columns:
+        live = table.columns[col]
+        if live.base_type not in TEXT_TYPES:
+            raise PlanError(f"text column {col!r} of {label} has type {live.type}, not text",
+                            pipeline=p.name, obj=f"{label}.{col}",
+                            hint="embed text, varchar, char or citext columns (a generated "
+                            "column can turn other types into text)")
+
+
+def _check_key(p: Pipeline, table: LiveTable, label: str) -> None:
+    wanted = set(p.source.key)
+    if not any(set(cols) == wanted for cols in table.unique_keys()):
+        raise PlanError(
+            f"key ({', '.join(p.source.key)}) of {label} is not a primary key or unique index",
+            pipeline=p.name, obj=label,
+            hint="set `source.key` to the table's primary key, or add a unique index on "
+            "exactly those columns")
+
+
+def _check_dimensions(p: Pipeline, state: LiveState) -> None:
+    if p.dimensions > MAX_VECTOR_DIMENSIONS:
+        raise PlanError(f"{p.dimensions} dimensions exceed pgvector's limit of "
+                        f"{MAX_VECTOR_DIMENSIONS}", pipeline=p.name,
+                        hint="use a model with fewer dimensions")
+    limit = MAX_HNSW_DIMENSIONS[p.target.type]
+    if p.target.index != "none" and p.dimensions > limit:
+        raise PlanError(f"an HNSW index on {p.target.type} supports at most {limit} "
+                        f"dimensions, this pipeline has {p.dimensions}", pipeline=p.name,
+                        hint="use `target.type: halfvec`, fewer dimensions or `index: none`")
+    if p.target.type == "halfvec" and _version(state.pgvector_version) < HALFVEC_SINCE:
+        raise PlanError(f"halfvec needs pgvector 0.7 or later (installed: "
+                        f"{state.pgvector_version})", pipeline=p.name,
+                        hint="`ALTER EXTENSION vector UPDATE;` or use `target.type: vector`")
+
+
+def _version(text: str | None) -> tuple[int, ...]:
+    parts = []
+    for part in (text or "0").split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)

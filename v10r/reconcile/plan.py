@@ -1,0 +1,115 @@
+"""`plan_pipelines`: connect to each database, read its state, diff, count rows to embed.
+
+Read-only: planning never changes the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import asyncpg
+
+from v10r import db
+from v10r.compile import ddl
+from v10r.compile.content_hash import stored_hash_sql
+from v10r.compile.filter import filter_sql
+from v10r.reconcile.diff import DatabasePlan, PipelinePlan, diff
+from v10r.reconcile.introspect import LiveState, introspect
+from v10r.reconcile.ops import Operation
+from v10r.spec.identifiers import quote_ident
+from v10r.spec.model import Database, Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    databases: tuple[DatabasePlan, ...]
+
+    @property
+    def operations(self) -> tuple[Operation, ...]:
+        return tuple(op for d in self.databases for op in d.operations)
+
+    @property
+    def pipelines(self) -> tuple[PipelinePlan, ...]:
+        return tuple(p for d in self.databases for p in d.pipelines)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(d.has_changes for d in self.databases)
+
+
+def by_database(pipelines: Sequence[Pipeline]) -> list[tuple[Database, list[Pipeline]]]:
+    """Pipelines grouped by the database they live in, in spec order."""
+    groups: dict[str, tuple[Database, list[Pipeline]]] = {}
+    for p in pipelines:
+        key = p.database.model_dump_json()
+        groups.setdefault(key, (p.database, []))[1].append(p)
+    return list(groups.values())
+
+
+def tables_of(pipelines: Sequence[Pipeline]) -> set[tuple[str, str]]:
+    return {(p.source.schema_name, p.source.table_name) for p in pipelines}
+
+
+async def open_checked(database: Database, pipelines: Sequence[Pipeline]) -> asyncpg.Connection:
+    """A write connection to a database known to have pgvector."""
+    label = ", ".join(p.name for p in pipelines)
+    conn = await db.connect(database, pipeline=label, vector_codec=False)
+    try:
+        await db.require_pgvector(conn, pipeline=label)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def plan_pipelines(pipelines: list[Pipeline], *, prune: bool = False,
+                         drop_columns: bool = False, stats: bool = True) -> Plan:
+    """What `apply_pipelines` would do, per database, with rows/tokens/cost to embed."""
+    plans = []
+    for database, group in by_database(pipelines):
+        conn = await open_checked(database, group)
+        try:
+            state = await introspect(conn, tables_of(group))
+            dbplan = diff(group, state, prune=prune, drop_columns=drop_columns,
+                          database=database.name)
+            if stats:
+                dbplan = await with_stats(conn, dbplan, state)
+        finally:
+            await conn.close()
+        plans.append(dbplan)
+    return Plan(tuple(plans))
+
+
+async def with_stats(conn: asyncpg.Connection, dbplan: DatabasePlan, state: LiveState
+                     ) -> DatabasePlan:
+    compiled = {c.name: c for c in dbplan.compiled}
+    summaries = []
+    for summary in dbplan.pipelines:
+        c = compiled.get(summary.name)
+        if c is not None:
+            summary = await _pipeline_stats(conn, c, summary, state)
+        summaries.append(summary)
+    return replace(dbplan, pipelines=tuple(summaries))
+
+
+def stale_rows_sql(c: ddl.CompiledPipeline, hash_column_exists: bool) -> str:
+    """Rows of the pipeline whose stored hash is missing or not the current text's."""
+    n = c.names
+    chars = " + ".join(f"coalesce(length({quote_ident(col)}::text), 0)" for col in n.columns)
+    where = filter_sql(c.pipeline.source.filter)
+    if hash_column_exists:
+        current = stored_hash_sql(n.columns, c.fingerprint)
+        where = f"({where}) AND {quote_ident(n.hash)} IS DISTINCT FROM {current}"
+    return (f"SELECT count(*) AS rows, coalesce(sum({chars}), 0)::bigint AS chars "
+            f"FROM {n.qualified_table} WHERE {where}")
+
+
+async def _pipeline_stats(conn: asyncpg.Connection, c: ddl.CompiledPipeline,
+                          summary: PipelinePlan, state: LiveState) -> PipelinePlan:
+    table = state.tables[(c.names.schema, c.names.table)]
+    row = await conn.fetchrow(stale_rows_sql(c, c.names.hash in table.columns))
+    tokens = int(row["chars"]) // 4
+    price = c.pipeline.embedding.price_per_million_tokens
+    cost = None if price is None else tokens / 1_000_000 * price
+    return replace(summary, rows_to_embed=int(row["rows"]), tokens=tokens, cost_usd=cost)
