@@ -1,0 +1,169 @@
+"""A small OpenAI-compatible embeddings server for tests, scriptable per request.
+
+Vectors are `deterministic_vector(text, dimensions)`, the same as DeterministicProvider,
+so a test can compute what it expects. Each request takes the next scripted `Reply`
+(429 with Retry-After, 500, a hang, wrong dimensions, ...); when the script runs out the
+server answers normally (or with `always`). Every request is recorded.
+
+    with OpenAIServer(dimensions=8) as server:
+        server.script(Reply.error(500), Reply.error(500))
+        ... POST f"{server.url}/embeddings" ...
+        assert len(server.requests) == 3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from v10r.providers.deterministic import deterministic_vector
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How the server answers one request; the default is a correct answer."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # sleep before answering (longer than the client timeout = a hang)
+    body: bytes | None = None  # a raw body instead of embeddings
+    dimensions: int | None = None  # answer with this many dimensions instead
+    extra_items: int = 0  # answer with this many more (or, negative, fewer) vectors
+    nan: bool = False  # poison the first vector
+
+    @classmethod
+    def error(cls, status: int = 500, message: str = "internal error") -> Reply:
+        return cls(status=status, body=json.dumps({"error": {"message": message}}).encode())
+
+    @classmethod
+    def rate_limited(cls, retry_after: str | None = "1") -> Reply:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return cls(status=429, headers=headers,
+                   body=b'{"error": {"message": "Rate limit reached"}}')
+
+    @classmethod
+    def unauthorized(cls, message: str = "Incorrect API key provided") -> Reply:
+        return cls(status=401, body=json.dumps({"error": {"message": message}}).encode())
+
+    @classmethod
+    def hang(cls, seconds: float) -> Reply:
+        return cls(delay_s=seconds)
+
+    @classmethod
+    def malformed(cls) -> Reply:
+        return cls(body=b'{"data": [{"embedding": [0.1, 0.2')
+
+
+@dataclass(frozen=True)
+class Request:
+    headers: dict[str, str]
+    json: Any
+
+    @property
+    def texts(self) -> list[str]:
+        return list(self.json.get("input", [])) if isinstance(self.json, dict) else []
+
+
+class OpenAIServer:
+    """Runs in its own thread and event loop, so sync and async tests can both use it."""
+
+    def __init__(self, *, dimensions: int = 384,
+                 base64_support: Literal["yes", "reject", "ignore"] = "yes") -> None:
+        self.dimensions = dimensions
+        self.base64_support = base64_support
+        self.requests: list[Request] = []
+        self.always: Reply | None = None
+        self._script: deque[Reply] = deque()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base URL to put in `embedding.base_url` (the server serves `{url}/embeddings`)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *replies: Reply) -> None:
+        self._script.extend(replies)
+
+    def reset(self) -> None:
+        self._script.clear()
+        self.requests.clear()
+        self.always = None
+
+    def start(self) -> OpenAIServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "test-model"}]})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        self.requests.append(Request(headers=dict(request.headers), json=payload))
+        reply = self._script.popleft() if self._script else (self.always or Reply())
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.body is not None or reply.status != 200:
+            return web.Response(status=reply.status, body=reply.body or b"",
+                                headers=reply.headers, content_type="application/json")
+        if not isinstance(payload, dict) or not isinstance(payload.get("input"), list):
+            return web.json_response({"error": {"message": "`input` must be a list"}}, status=400)
+        return self._answer(payload, reply)
+
+    def _answer(self, payload: dict[str, Any], reply: Reply) -> web.Response:
+        wants_base64 = payload.get("encoding_format") == "base64"
+        if wants_base64 and self.base64_support == "reject":
+            return web.json_response(
+                {"error": {"message": "unsupported encoding_format: base64"}}, status=400)
+        use_base64 = wants_base64 and self.base64_support == "yes"
+        texts = list(payload["input"])
+        texts = texts[: len(texts) + reply.extra_items] if reply.extra_items < 0 else (
+            texts + texts[: reply.extra_items])
+        dims = reply.dimensions or payload.get("dimensions") or self.dimensions
+        data = []
+        for index, text in enumerate(texts):
+            vector = deterministic_vector(str(text), dims)
+            if reply.nan and index == 0:
+                vector[0] = float("nan")
+            encoded = (base64.b64encode(vector.astype("<f4").tobytes()).decode()
+                       if use_base64 else vector.tolist())
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        return web.json_response({"object": "list", "data": data, "model": payload.get("model"),
+                                  "usage": {"prompt_tokens": 0, "total_tokens": 0}})

@@ -1,0 +1,56 @@
+"""A 2xx response is trusted only when it holds exactly the vectors asked for."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from v10r.providers.response import InvalidResponse, decode_embeddings
+
+pytestmark = pytest.mark.unit
+
+
+def body(vectors, *, as_base64=False, indices=None):
+    data = []
+    for i, v in enumerate(vectors):
+        emb = (base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if as_base64
+               else list(map(float, v)))
+        data.append({"index": (indices or range(len(vectors)))[i], "embedding": emb})
+    return json.dumps({"data": data}).encode()
+
+
+@pytest.mark.parametrize("as_base64", [False, True])
+def test_decodes_floats_and_base64_alike(as_base64):
+    vectors, was_base64 = decode_embeddings(body([[1, 2], [3, 4]], as_base64=as_base64),
+                                            count=2, dimensions=2)
+    assert vectors.tolist() == [[1, 2], [3, 4]] and vectors.dtype == np.float32
+    assert was_base64 is as_base64
+
+
+def test_rows_are_placed_by_index():
+    vectors, _ = decode_embeddings(body([[3, 3], [1, 1]], indices=[1, 0]), count=2, dimensions=2)
+    assert vectors.tolist() == [[1, 1], [3, 3]]
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b'{"data": [{"embedding": [1', "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+    (b'{"object": "list"}', "no `data`"),
+    (body([[1, 2]]), "asked for 2 embeddings, got 1"),
+    (body([[1, 2], [1, 2], [1, 2]]), "asked for 2 embeddings, got 3"),
+    (body([[1, 2, 3], [1, 2, 3]]), "has 3 dimensions, expected 2"),
+    (body([[1, 2, 3], [1, 2, 3]], as_base64=True), "has 3 dimensions, expected 2"),
+    (body([[1, 2], [float("nan"), 1]]), "embedding 1 contains NaN"),
+    (body([[1, 2], [float("inf"), 1]], as_base64=True), "embedding 1 contains NaN"),
+    (body([[1, 2], [1, 2]], indices=[0, 0]), "indices repeat"),
+    (body([[1, 2], [1, 2]], indices=[0, 5]), "out of range"),
+    (b'{"data": [{"embedding": "!!notbase64"}, {"embedding": [1, 2]}]}', "not valid base64"),
+    (b'{"data": [{"embedding": null}, {"embedding": [1, 2]}]}', "embedding 0 is missing"),
+    (b'{"data": [{"embedding": ["a", 2]}, {"embedding": [1, 2]}]}', "not a list of numbers"),
+])
+def test_incomplete_or_broken_responses_are_rejected(raw, message):
+    with pytest.raises(InvalidResponse, match=message):
+        decode_embeddings(raw, count=2, dimensions=2)
