@@ -149,7 +149,19 @@ class Listener:
 
     @property
     def buffered(self) -> int:
+        """Tasks waiting to be published."""
         return sum(len(q) for q in self._outbox.values())
+
+    @property
+    def paused(self) -> bool:
+        """True while reading notifications is paused for backpressure."""
+        return self._paused
+
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and no trailing dedup emission pending."""
+        pending = any(w.has_pending for d in self._dedup.values() for w in d._open.values())
+        return not self.buffered and not pending
 
     @staticmethod
     async def _until(stop: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
