@@ -14,11 +14,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from v10r.compile import ddl
 from v10r.compile.names import pipeline_names
 from v10r.listen.listener import Listener, ListenerSettings
 from v10r.listen.targets import Target
 from v10r.queues.base import Queue
+from v10r.reconcile import apply_pipelines
 from v10r.spec.identifiers import quote_ident
 from v10r.spec.model import Pipeline
 
@@ -40,26 +40,8 @@ def make_pipeline(dsn: str, table: str, *, window_ms: int = 100,
 
 
 async def apply(dsn: str, pipeline: Pipeline) -> None:
-    """Create v10r's objects for `pipeline`: by the reconciler once it is available."""
-    try:
-        from v10r.reconcile import apply_pipelines
-    except ImportError:
-        apply_pipelines = None
-    if apply_pipelines is not None:
-        await apply_pipelines([pipeline])
-        return
-    compiled = ddl.compile_pipeline(pipeline)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(ddl.create_schema_sql())
-        await conn.execute(ddl.notify_function_sql())
-        for column in compiled.columns:
-            await conn.execute(f"ALTER TABLE {compiled.names.qualified_table} ADD COLUMN "
-                               f"{quote_ident(column.name)} {column.type}")
-        for trigger in ddl.table_triggers([compiled]):
-            await conn.execute(trigger.sql)
-    finally:
-        await conn.close()
+    """Create v10r's objects for `pipeline`, as `v10r apply` does."""
+    await apply_pipelines([pipeline])
 
 
 @dataclass
