@@ -1,0 +1,96 @@
+"""A plan for people (rich text) and for scripts (JSON). The same operations `apply` runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.text import Text
+
+from v10r.reconcile.diff import DatabasePlan, PipelinePlan
+from v10r.reconcile.ops import Operation, op_kind
+from v10r.reconcile.plan import Plan
+
+ACTION_STYLE = {"create": "green", "alter": "yellow", "unchanged": "dim", "drop": "red",
+                "removed": "magenta"}
+
+
+def _numbers(p: PipelinePlan) -> str:
+    if p.rows_to_embed is None:
+        return ""
+    text = f"{p.rows_to_embed:,} row(s) to embed, ~{p.tokens or 0:,} tokens"
+    if p.cost_usd is not None:
+        text += f", ~${p.cost_usd:,.4f}"
+    return text
+
+
+def _op_line(op: Operation, sql: bool) -> Iterable[Text]:
+    mark, style = ("-", "red") if op.destructive else ("+", "green")
+    if op_kind(op) in ("DropIndex", "DropTrigger", "ForgetPipeline"):
+        mark, style = "-", "yellow"
+    suffix = " (after commit)" if not op.transactional else ""
+    yield Text.from_markup(f"    [{style}]{mark}[/] {escape(op.describe())}{suffix}")
+    if sql:
+        for statement in op.sql:
+            yield Text("        " + statement.replace("\n", "\n        ") + ";", style="cyan")
+
+
+def _database(d: DatabasePlan, sql: bool) -> Iterable[Text]:
+    yield Text.from_markup(f"[bold]database {escape(d.database)}[/]")
+    for p in d.pipelines:
+        style = ACTION_STYLE.get(p.action, "")
+        numbers = _numbers(p)
+        line = (f"  [{style}]{p.action:<9}[/] pipeline [bold]{escape(p.name)}[/] on "
+                f"{escape(p.table)} → {escape(p.embedding_column)}")
+        yield Text.from_markup(line + (f"  ({numbers})" if numbers else ""))
+        for note in p.notes:
+            yield Text.from_markup(f"    [magenta]![/] {escape(note)}")
+        for op in d.operations:
+            if op.pipeline and p.name in op.pipeline.split(", "):
+                yield from _op_line(op, sql)
+    shared = [op for op in d.operations if op.pipeline is None]
+    if shared:
+        yield Text("  shared objects (schema v10r)")
+        for op in shared:
+            yield from _op_line(op, sql)
+
+
+def render_text(plan: Plan, *, sql: bool = False, applied: bool = False) -> Group:
+    lines: list[Text] = []
+    for d in plan.databases:
+        lines.extend(_database(d, sql))
+    count = len(plan.operations)
+    if applied:
+        summary = f"applied {count} operation(s)" if count else "nothing to do: up to date"
+    else:
+        summary = (f"{count} operation(s) pending; run `v10r apply`" if count
+                   else "no changes: the databases match the specs")
+    lines.append(Text(summary, style="bold"))
+    return Group(*lines)
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "changes": plan.has_changes,
+        "databases": [{
+            "database": d.database,
+            "pipelines": [{
+                "name": p.name, "table": p.table, "action": p.action,
+                "embedding_column": p.embedding_column, "renamed_from": p.renamed_from,
+                "notes": list(p.notes), "rows_to_embed": p.rows_to_embed,
+                "tokens": p.tokens, "cost_usd": p.cost_usd,
+            } for p in d.pipelines],
+            "operations": [{
+                "kind": op_kind(op), "pipeline": op.pipeline, "description": op.describe(),
+                "destructive": op.destructive, "transactional": op.transactional,
+                "sql": list(op.sql),
+            } for op in d.operations],
+        } for d in plan.databases],
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_dict(plan), indent=2, ensure_ascii=False)
