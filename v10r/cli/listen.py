@@ -1,0 +1,212 @@
+"""`v10r listen` (changes → tasks, optionally with in-process workers) and `v10r backfill`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+
+import click
+
+from v10r.cli.common import spec_paths, specs_argument
+from v10r.errors import SpecError
+from v10r.listen.targets import Target
+from v10r.queues.base import Queue
+from v10r.spec.load import load_paths
+from v10r.spec.model import Pipeline
+from v10r.spec.model import Queue as QueueSpec
+
+QUEUE_KINDS = ["memory", "redis", "rabbitmq", "kafka"]
+
+queue_option = click.option(
+    "--queue", "queue_kind", type=click.Choice(QUEUE_KINDS), default=None,
+    help="Queue to publish to instead of each pipeline's `queue.kind`.")
+
+
+@click.command()
+@specs_argument
+@queue_option
+@click.option("--workers-in-process", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Also run N workers per pipeline in this process (dev mode; the queue "
+              "defaults to memory).")
+@click.option("--no-catchup", is_flag=True,
+              help="Skip the catch-up scan on start and after reconnects (`scan` "
+              "notifications from bulk statements are still served).")
+def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: int,
+           no_catchup: bool) -> None:
+    """Turn row changes into tasks on the queue, until SIGINT/SIGTERM.
+
+    \b
+    On start (and after every reconnect) a catch-up scan enqueues rows whose vector is
+    missing or stale, so changes made while the listener was down are not lost.
+    Exit codes: 0 stopped cleanly; 1 a pipeline is not applied, or the database or
+    queue cannot be reached; 2 usage error.
+    """
+    pipelines = _load(paths)
+    if workers_in_process and queue_kind is None:
+        queue_kind = "memory"
+    elif not workers_in_process and any(_kind(p, queue_kind) == "memory" for p in pipelines):
+        click.echo("warning: nothing consumes a memory queue outside this process; add "
+                   "`--workers-in-process N` or use a redis/rabbitmq/kafka queue", err=True)
+    published = asyncio.run(_listen(pipelines, queue_kind, workers_in_process, not no_catchup))
+    click.echo(f"v10r listen: stopped; {published} task(s) published", err=True)
+
+
+@click.command()
+@specs_argument
+@queue_option
+@click.option("--pipeline", "only", default=None, help="Only this pipeline.")
+def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -> None:
+    """Enqueue every row whose vector is missing or stale, then exit.
+
+    \b
+    Walks each table in key order (constant memory) and publishes tasks in batches;
+    workers do the embedding. Exit codes: 0 done; 1 a pipeline is not applied, or the
+    database or queue cannot be reached; 2 usage error.
+    """
+    pipelines = _select(_load(paths), only)
+    memory = [p.name for p in pipelines if _kind(p, queue_kind) == "memory"]
+    if memory:
+        raise click.UsageError(
+            f"pipeline(s) {', '.join(memory)} use a memory queue, which no other process can "
+            "read; pass --queue redis|rabbitmq|kafka, or run `v10r listen "
+            "--workers-in-process N`, whose start-up scan does the same")
+    counts = asyncio.run(_backfill(pipelines, queue_kind))
+    for name, count in counts.items():
+        click.echo(f"{name}: {count} row(s) enqueued")
+
+
+# ---- running ------------------------------------------------------------------------
+
+async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: int,
+                  catchup: bool) -> int:
+    from v10r.listen.applied import resolve_all
+    from v10r.listen.listener import Listener, ListenerSettings
+
+    listen_stop, work_stop = asyncio.Event(), asyncio.Event()
+    _on_signals(listen_stop)
+    targets = await resolve_all(pipelines)
+    settings = ListenerSettings(catchup=catchup)
+    async with AsyncExitStack() as stack:
+        listeners: list[Listener] = []
+        worker_runs = []
+        for group in _by_queue(targets, queue_kind):
+            queue = await _open_queue(stack, group, queue_kind)
+            listeners += [Listener(db_group, queue, settings) for db_group in _by_database(group)]
+            if workers:
+                worker_runs.append(_workers(group, queue, workers, work_stop))
+        workers_task = asyncio.gather(*worker_runs)
+        if worker_runs:  # workers that fail to start stop the listener too
+            workers_task.add_done_callback(lambda _t: listen_stop.set())
+        announce = asyncio.create_task(_announce(listeners, targets, workers))
+        try:
+            await asyncio.gather(*(listener.run(listen_stop) for listener in listeners))
+        finally:
+            announce.cancel()
+            listen_stop.set()
+            work_stop.set()
+            await workers_task
+    return sum(listener.stats.published for listener in listeners)
+
+
+async def _workers(targets: list[Target], queue: Queue, concurrency: int,
+                   stop: asyncio.Event) -> None:
+    from v10r.work.runner import run_workers
+
+    await run_workers([t.pipeline for t in targets], queue, concurrency, stop,
+                      names={t.name: t.names for t in targets})
+
+
+async def _announce(listeners: Sequence, targets: list[Target], workers: int) -> None:
+    """One line once every listener is LISTENing (scripts and tests wait for it)."""
+    for listener in listeners:
+        await listener.listening.wait()
+    tables = sorted({t.table for t in targets})
+    extra = f", {workers} in-process worker(s) per pipeline" if workers else ""
+    click.echo(f"v10r listen: listening for {len(targets)} pipeline(s) on "
+               f"{', '.join(tables)}{extra}; Ctrl-C to stop", err=True)
+
+
+async def _backfill(pipelines: list[Pipeline], queue_kind: str | None) -> dict[str, int]:
+    from v10r.listen.applied import resolve_all
+    from v10r.listen.catchup import catch_up
+
+    targets = await resolve_all(pipelines)
+    counts: dict[str, int] = {}
+    async with AsyncExitStack() as stack:
+        for group in _by_queue(targets, queue_kind):
+            queue = await _open_queue(stack, group, queue_kind)
+            result = await catch_up(group, queue)
+            counts.update(result.enqueued)
+    return counts
+
+
+# ---- helpers ------------------------------------------------------------------------
+
+def _load(paths: tuple[str, ...]) -> list[Pipeline]:
+    try:
+        result = load_paths(spec_paths(paths))
+    except SpecError as exc:
+        raise click.UsageError(exc.message) from None
+    return result.raise_for_errors()
+
+
+def _select(pipelines: list[Pipeline], only: str | None) -> list[Pipeline]:
+    if only is None:
+        return pipelines
+    chosen = [p for p in pipelines if p.name == only]
+    if not chosen:
+        known = ", ".join(sorted(p.name for p in pipelines)) or "none"
+        raise click.UsageError(f"no pipeline named {only!r} in the specs (found: {known})")
+    return chosen
+
+
+def _kind(pipeline: Pipeline, override: str | None) -> str:
+    return override or pipeline.queue.kind
+
+
+def _queue_spec(pipeline: Pipeline, override: str | None) -> QueueSpec:
+    spec = pipeline.queue
+    if override and override != spec.kind:
+        spec = spec.model_copy(update={"kind": override, "url": None})
+    return spec
+
+
+def _by_queue(targets: list[Target], override: str | None) -> list[list[Target]]:
+    """Targets sharing one broker connection: same kind, URL and settings."""
+    groups: dict[str, list[Target]] = {}
+    for target in targets:
+        key = _queue_spec(target.pipeline, override).model_dump_json(exclude={"dedup_window_ms"})
+        groups.setdefault(key, []).append(target)
+    return list(groups.values())
+
+
+def _by_database(targets: list[Target]) -> list[list[Target]]:
+    groups: dict[object, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.pipeline.database, []).append(target)
+    return list(groups.values())
+
+
+async def _open_queue(stack: AsyncExitStack, group: list[Target], override: str | None) -> Queue:
+    from v10r.queues.factory import create_queue
+
+    queue = create_queue(_queue_spec(group[0].pipeline, override),
+                         pipelines=[t.name for t in group])
+    await queue.start()
+    stack.push_async_callback(queue.close)
+    return queue
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stopping, stop)
+
+
+def _stopping(stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        print("stopping: publishing what is buffered...", file=sys.stderr, flush=True)
+    stop.set()
