@@ -49,7 +49,7 @@ async def run_workers(pipelines: Sequence[Pipeline], queue: Queue, concurrency: 
             read_pool, write_pool = await pools.for_database(pipeline, concurrency)
             pipeline_stats = stats.setdefault(pipeline.name, WorkerStats(pipeline.name))
             processor = BatchProcessor(
-                pipeline, (names or {}).get(pipeline.name) or pipeline_names(pipeline),
+                pipeline, (names or {}).get(pipeline.name) or await _names(read_pool, pipeline),
                 read_pool, write_pool, provider)
             loops += [PipelineWorker(processor, queue, batch_size=batch_size,
                                      timeout=CONSUME_TIMEOUT, stats=pipeline_stats).run(stop)
@@ -65,6 +65,25 @@ async def _provider(stack: AsyncExitStack, pipeline: Pipeline) -> Provider:
     provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
     stack.push_async_callback(provider.aclose)
     return provider
+
+
+async def _names(pool: asyncpg.Pool, pipeline: Pipeline) -> PipelineNames:
+    """The column names `v10r apply` really used (a collision may have renamed them)."""
+    try:
+        from v10r.reconcile import applied_state
+    except ImportError:
+        return pipeline_names(pipeline)
+    try:
+        async with pool.acquire() as conn:
+            state = (await applied_state(conn, [pipeline]))[pipeline.name]
+    except asyncpg.PostgresError as exc:
+        log.warning("pipeline %s: cannot read the applied state (%s); using the spec's "
+                    "column names", pipeline.name, exc)
+        return pipeline_names(pipeline)
+    if not state.applied:
+        log.warning("pipeline %s is not applied yet; its tasks wait until `v10r apply` "
+                    "creates its columns", pipeline.name)
+    return state.names
 
 
 class _Pools:

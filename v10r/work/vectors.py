@@ -20,7 +20,7 @@ class _EncodedVector(Vector):
 
     __slots__ = ("_binary",)
 
-    def __init__(self, binary: bytes) -> None:  # noqa: D107 - skips Vector's parsing on purpose
+    def __init__(self, binary: bytes) -> None:
         self._binary = binary
 
     def to_binary(self) -> bytes:
@@ -30,7 +30,7 @@ class _EncodedVector(Vector):
 class _EncodedHalfVector(HalfVector):
     __slots__ = ("_binary",)
 
-    def __init__(self, binary: bytes) -> None:  # noqa: D107
+    def __init__(self, binary: bytes) -> None:
         self._binary = binary
 
     def to_binary(self) -> bytes:

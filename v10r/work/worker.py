@@ -125,7 +125,7 @@ class PipelineWorker:
                 if stop.is_set():
                     return None
                 await self._pause("process", exc, attempt, stop)
-            except Exception as exc:  # noqa: BLE001 - a bug must not drop the batch
+            except Exception as exc:
                 log.exception("pipeline %s: unexpected error processing %d task(s)",
                               self.pipeline, len(tasks))
                 message = f"unexpected error: {type(exc).__name__}: {exc}"

@@ -50,7 +50,7 @@ async def test_500_rows_get_the_vector_of_their_preprocessed_text_and_metadata(d
     assert outcome.count(Status.WRITTEN) == 500 and outcome.embedded == 500
     assert provider.calls == 1
     rows = await stored_rows(db)
-    for key, row in rows.items():
+    for row in rows.values():
         assert np.allclose(row["body_embedding"].to_numpy(),
                            expected_vector(pipeline, {"body": row["body"]}))
         assert row["body_embedding_model"] == "fake-model"

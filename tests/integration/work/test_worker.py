@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Self
 
 import asyncpg
 import numpy as np
@@ -52,7 +53,7 @@ class Running:
         self.stop = asyncio.Event()
         self.tasks = [asyncio.create_task(w.run(self.stop)) for w in workers]
 
-    async def __aenter__(self) -> Running:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
