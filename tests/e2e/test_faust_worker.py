@@ -1,0 +1,203 @@
+"""`faust -A v10r worker` as users run it: a real Kafka-protocol broker, PostgreSQL with
+pgvector and an OpenAI-compatible HTTP server. Workers are killed and restarted; every
+row still ends with the vector of its final text, and what keeps failing is
+dead-lettered."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.fixtures.queues import kafka_broker  # noqa: F401
+from tests.integration.faust.helpers import FaustWorker, kafka_spec, wait_for, write_spec
+from tests.services.openai_server import OpenAIServer, Reply
+from v10r.compile.names import pipeline_names
+from v10r.embedded.kafka import EmbeddedKafka
+from v10r.providers.deterministic import deterministic_vector
+from v10r.queues.kafka import KafkaQueue
+from v10r.reconcile import apply_pipelines
+from v10r.spec.model import Pipeline
+from v10r.stream.progress import read_progress
+from v10r.tasks import Task
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+ROWS = 300
+WAIT_S = 90.0
+
+
+@dataclass
+class Setup:
+    pipeline: Pipeline
+    table: str
+    queue: KafkaQueue
+    db: asyncpg.Connection
+    server: OpenAIServer
+    workdir: Path
+    env: dict[str, str]
+    bootstrap: str
+    app_id: str
+
+    def worker(self) -> FaustWorker:
+        return FaustWorker(self.workdir, self.env).start()
+
+    def task(self, key: int) -> Task:
+        names = pipeline_names(self.pipeline)
+        return Task(pipeline=self.pipeline.name, database="test", table=names.display_table,
+                    id=key, text_column="body", embedding_column=names.embedding)
+
+    async def publish(self, keys: range | list[int]) -> None:
+        await self.queue.publish(self.pipeline.name, [self.task(k) for k in keys])
+
+    async def count_embedded(self) -> int:
+        return await self.db.fetchval(
+            f"SELECT count(*) FROM {self.table} WHERE body_embedding_hash IS NOT NULL")
+
+    async def vector_of(self, key: int) -> tuple[str, np.ndarray, str]:
+        row = await self.db.fetchrow(
+            f"SELECT body, body_embedding::real[] AS v, body_embedding_model AS m "
+            f"FROM {self.table} WHERE id = $1", key)
+        return row["body"], np.array(row["v"] or [], dtype=np.float32), row["m"]
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def setup(pg_dsn: str, kafka_broker: EmbeddedKafka, openai_server: OpenAIServer,  # noqa: F811
+                tmp_path: Path) -> AsyncIterator[Setup]:
+    name = f"f_{uuid.uuid4().hex[:10]}"
+    db = await asyncpg.connect(pg_dsn)
+    await db.execute(f"CREATE TABLE public.{name} (id bigint PRIMARY KEY, body text)")
+    pipeline = write_spec(tmp_path / "specs", kafka_spec(name, name, openai_server.url), pg_dsn)
+    await apply_pipelines([pipeline])
+    queue = KafkaQueue(kafka_broker.bootstrap, pipelines=[name], partitions=4)
+    await queue.start()
+    app_id = f"v10r-{name}"
+    env = {"V10R_PIPELINES": str(tmp_path / "specs"), "DATABASE_URL": pg_dsn,
+           "V10R_KAFKA_URL": kafka_broker.url, "V10R_FAUST_APP_ID": app_id,
+           "V10R_FAUST_SESSION_TIMEOUT_S": "6", "V10R_FAUST_HEARTBEAT_S": "1",
+           "V10R_FAUST_RETRY_INITIAL_S": "0.2", "V10R_FAUST_CLOCK_SKEW_S": "0.5"}
+    try:
+        yield Setup(pipeline, f"public.{name}", queue, db, openai_server, tmp_path / "run", env,
+                    kafka_broker.bootstrap, app_id)
+    finally:
+        await queue.close()
+        await queue.delete_topics([name])
+        await db.close()
+
+
+async def insert(setup: Setup, keys: range) -> None:
+    await setup.db.executemany(f"INSERT INTO {setup.table} (id, body) VALUES ($1, $2)",
+                               [(k, f"document number {k}") for k in keys])
+
+
+def assert_embedded(body: str, vector: np.ndarray, model: str) -> None:
+    assert model == "test-model"
+    np.testing.assert_allclose(vector, deterministic_vector(body, 384), atol=1e-6)
+
+
+async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup: Setup) -> None:
+    await insert(setup, range(ROWS))
+    await setup.publish(range(ROWS))
+    first = setup.worker()
+    await wait_for(lambda: _at_least(setup, 1), WAIT_S, "the first vectors", first)
+    first.kill()
+
+    published = time.time()
+    second = setup.worker()
+    try:
+        await wait_for(lambda: _at_least(setup, ROWS), WAIT_S, "every row's vector", second)
+        rate_started = time.monotonic()
+        for version in range(5):  # rapid updates: only the last text may stay
+            await setup.db.execute(f"UPDATE {setup.table} SET body = $1 WHERE id = 7",
+                                   f"rewritten, version {version}")
+            await setup.publish([7])
+        await wait_for(lambda: _has_text(setup, 7, "rewritten, version 4"), WAIT_S,
+                       "the final text's vector", second)
+    finally:
+        second.stop()
+    for key in (0, 7, ROWS - 1):
+        assert_embedded(*await setup.vector_of(key))
+    print(f"\nfaust worker startup: {first.startup_s:.1f}s and {second.startup_s:.1f}s; "
+          f"update round trip {time.monotonic() - rate_started:.2f}s")
+
+    # A restarted worker recovers the dedup table from its changelog: redelivered tasks
+    # published before their rows were fetched are skipped without a fetch.
+    before = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
+    assert before.processed >= ROWS
+    await _publish_at(setup, range(100, 110), published)
+    third = setup.worker()
+    try:
+        await wait_for(lambda: _deduplicated(setup, before.deduplicated + 10), WAIT_S,
+                       "redelivered tasks to be deduplicated", third)
+    finally:
+        third.stop()
+    assert (await read_progress(setup.bootstrap, setup.pipeline.name,
+                                setup.app_id)).processed >= before.processed + 10
+
+
+async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setup) -> None:
+    await insert(setup, range(3))
+    setup.server.always = Reply.error(500, "the model is on fire")
+    worker = setup.worker()
+    try:
+        await setup.publish([1])
+        letters: list = []
+
+        async def dead_lettered() -> bool:
+            letters[:] = await setup.queue.dead_letters(setup.pipeline.name)
+            return bool(letters)
+
+        await wait_for(dead_lettered, WAIT_S, "a dead letter", worker)
+        assert letters[0].task == setup.task(1)
+        assert "on fire" in letters[0].error and letters[0].attempts == 2
+        assert len(setup.server.requests) >= 2  # tried again before giving up
+
+        setup.server.always = None  # the provider recovers: a replay embeds the row
+        assert await setup.queue.replay(setup.pipeline.name) == 1
+        await wait_for(lambda: _at_least(setup, 1), WAIT_S, "the replayed row", worker)
+    finally:
+        worker.stop()
+    assert_embedded(*await setup.vector_of(1))
+    progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
+    assert progress.failed == 1 and progress.written == 1
+
+
+async def _at_least(setup: Setup, count: int) -> bool:
+    return await setup.count_embedded() >= count
+
+
+async def _has_text(setup: Setup, key: int, text: str) -> bool:
+    body, vector, _ = await setup.vector_of(key)
+    return body == text and vector.size > 0 and bool(
+        np.allclose(vector, deterministic_vector(text, 384), atol=1e-6))
+
+
+async def _deduplicated(setup: Setup, count: int) -> bool:
+    progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
+    return progress.deduplicated >= count
+
+
+async def _publish_at(setup: Setup, keys: range, timestamp: float) -> None:
+    """Tasks as a redelivery would bring them: published at `timestamp`."""
+    producer = AIOKafkaProducer(bootstrap_servers=setup.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key in keys:
+            task = setup.task(key)
+            await producer.send_and_wait(f"v10r.tasks.{setup.pipeline.name}", task.to_json(),
+                                         key=task.key, timestamp_ms=int(timestamp * 1000))
+    finally:
+        await producer.stop()
