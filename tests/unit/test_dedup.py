@@ -166,6 +166,7 @@ def test_drain_returns_every_pending_trailing_emission(clock: FakeClock) -> None
     d.offer("a", "a0")
     d.offer("a", "a1")
     d.offer("b", "b0")
+    assert d.pending == 1
     assert d.drain() == ["a1"]
     assert len(d) == 0
     assert d.next_deadline() is None

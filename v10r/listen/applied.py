@@ -27,7 +27,8 @@ async def resolve_targets(conn: asyncpg.Connection, pipelines: Sequence[Pipeline
     for pipeline in pipelines:
         state = states[pipeline.name]
         if not state.applied:
-            raise PlanError("is not applied to its database", pipeline=pipeline.name, hint=FIX)
+            raise PlanError(f"is not applied to {pipeline.source.table} in database "
+                            f"{pipeline.database.name!r}", pipeline=pipeline.name, hint=FIX)
         if not state.up_to_date:
             raise PlanError(f"differs from what is applied: {'; '.join(state.problems)}",
                             pipeline=pipeline.name, hint=FIX)

@@ -90,6 +90,11 @@ class Deduplicator(Generic[T]):
                 self._open[key] = _Window(deadline=now + self.window_s)
         return out
 
+    @property
+    def pending(self) -> int:
+        """Trailing emissions waiting for their window to close."""
+        return sum(w.has_pending for w in self._open.values())
+
     def next_deadline(self) -> float | None:
         """When `due()` next has something to do (clock time), or None if nothing is open."""
         for window in self._open.values():

@@ -160,8 +160,7 @@ class Listener:
     @property
     def idle(self) -> bool:
         """Nothing buffered and no trailing dedup emission pending."""
-        pending = any(w.has_pending for d in self._dedup.values() for w in d._open.values())
-        return not self.buffered and not pending
+        return not self.buffered and not any(d.pending for d in self._dedup.values())
 
     @staticmethod
     async def _until(stop: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
