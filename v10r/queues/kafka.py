@@ -1,0 +1,202 @@
+"""Kafka: one topic per pipeline, keyed by row, committed only after ack.
+
+Layout (stable; the Faust worker reads the same topics):
+- tasks: topic `v10r.tasks.<pipeline>`, `partitions` partitions, key `Task.key` (so
+  one row's tasks stay in order on one partition), value `Task.to_json()`, optional
+  header `attempts` (ASCII integer; absent means 1);
+- dead letters: topic `v10r.dlq.<pipeline>`, same key and value, headers `error`,
+  `attempts`, `failed_at` (ASCII unix seconds); a dead letter's id is "partition:offset".
+- consumer group `v10r-workers` for tasks; `v10r-dlq` remembers which dead letters
+  were replayed.
+
+A partition's offset is committed up to the highest *contiguous* acked message, so a
+crash redelivers everything not yet acked. A retry re-publishes with `attempts + 1`
+and then counts as acked. The producer uses acks=all without idempotence or
+transactions, which some Kafka-protocol brokers lack; duplicates are cheap downstream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from v10r.errors import QueueError
+from v10r.queues.base import DeadLetter, Delivery
+from v10r.queues.connect import within
+from v10r.queues.kafka_dlq import commit_replayed, read_dead_letters
+from v10r.queues.kafka_offsets import OffsetTracker
+from v10r.tasks import Task
+
+GROUP = "v10r-workers"
+DLQ_GROUP = "v10r-dlq"
+TOPIC_EXISTS = 36
+
+
+def task_topic(pipeline: str) -> str:
+    return f"v10r.tasks.{pipeline}"
+
+
+def dlq_topic(pipeline: str) -> str:
+    return f"v10r.dlq.{pipeline}"
+
+
+class _ForgetRevoked(ConsumerRebalanceListener):
+    def __init__(self, tracker: OffsetTracker) -> None:
+        self.tracker = tracker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+class KafkaQueue:
+    kind = "kafka"
+
+    def __init__(self, bootstrap: str, *, pipelines: Sequence[str] = (), partitions: int = 4,
+                 max_attempts: int = 5, session_timeout_ms: int = 10_000,
+                 heartbeat_interval_ms: int = 3_000, group_id: str = GROUP,
+                 url: str | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.url = url or f"kafka://{bootstrap}"
+        self.pipelines = tuple(pipelines)
+        self.partitions = partitions
+        self.max_attempts = max_attempts
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.group_id = group_id
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: dict[str, tuple[AIOKafkaConsumer, OffsetTracker]] = {}
+
+    def __repr__(self) -> str:
+        return f"KafkaQueue(pipelines={self.pipelines!r})"
+
+    async def start(self) -> None:
+        await within("kafka", self.url, self.create_topics(self.pipelines))
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                                    enable_idempotence=False, request_timeout_ms=15_000)
+        await within("kafka", self.url, producer.start())
+        self._producer = producer
+
+    async def close(self) -> None:
+        for consumer, _ in self._consumers.values():
+            await consumer.stop()
+        self._consumers.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def create_topics(self, pipelines: Sequence[str]) -> None:
+        """Create task and DLQ topics up front; auto-created ones get the broker's default."""
+        if not pipelines:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            names = [t for p in pipelines for t in (task_topic(p), dlq_topic(p))]
+            reply = await admin.create_topics([NewTopic(n, self.partitions, 1) for n in names])
+        finally:
+            await admin.close()
+        for topic, code, message in reply.topic_errors:
+            if code not in (0, TOPIC_EXISTS):
+                raise QueueError(f"cannot create Kafka topic {topic}: {message} (error {code})",
+                                 hint="check the broker's topic policy and partition limits")
+
+    async def delete_topics(self, pipelines: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([t for p in pipelines for t in (task_topic(p), dlq_topic(p))])
+        finally:
+            await admin.close()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaQueue.start() was not called")
+        return self._producer
+
+    async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
+        await self._send(task_topic(pipeline), [(t, [("attempts", b"1")]) for t in tasks])
+
+    async def _send(self, topic: str, entries: Sequence[tuple[Task, list]]) -> None:
+        """Queue every record, then wait for all acknowledgements (the batch is one flush)."""
+        futures = [await self.producer.send(topic, task.to_json(), key=task.key, headers=headers)
+                   for task, headers in entries]
+        for future in futures:
+            await future
+
+    async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
+        consumer, tracker = await self._consumer(pipeline)
+        batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_batch)
+        deliveries = []
+        for tp, records in batches.items():
+            for record in records:
+                tracker.delivered(tp, record.offset)
+                deliveries.append(Delivery(task=Task.from_json(record.value),
+                                           attempts=_attempts(record.headers),
+                                           handle=(tp, record.offset)))
+        return deliveries
+
+    async def _consumer(self, pipeline: str) -> tuple[AIOKafkaConsumer, OffsetTracker]:
+        if pipeline not in self._consumers:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
+                auto_offset_reset="earliest", session_timeout_ms=self.session_timeout_ms,
+                heartbeat_interval_ms=self.heartbeat_interval_ms)
+            tracker = OffsetTracker()
+            await within("kafka", self.url, consumer.start())
+            # Subscribing after start: the group join runs in the background and the
+            # first `getmany` waits for it within its own timeout.
+            consumer.subscribe([task_topic(pipeline)], listener=_ForgetRevoked(tracker))
+            self._consumers[pipeline] = (consumer, tracker)
+        return self._consumers[pipeline]
+
+    async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        consumer, tracker = await self._consumer(pipeline)
+        commits = tracker.acked([d.handle for d in deliveries])
+        if commits:
+            await consumer.commit(commits)
+
+    async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
+        spent = [d for d in deliveries if d.attempts >= self.max_attempts]
+        again = [d for d in deliveries if d.attempts < self.max_attempts]
+        await self.dead_letter(pipeline, spent, error)
+        await self._send(task_topic(pipeline),
+                         [(d.task, [("attempts", str(d.attempts + 1).encode())]) for d in again])
+        await self.ack(pipeline, again)
+
+    async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
+        if not deliveries:
+            return
+        now = repr(time.time()).encode()
+        await self._send(dlq_topic(pipeline), [
+            (d.task, [("error", error.encode()), ("attempts", str(d.attempts).encode()),
+                      ("failed_at", now)]) for d in deliveries])
+        await self.ack(pipeline, deliveries)
+
+    async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
+        records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, limit)
+        return [letter for letter, _ in records]
+
+    async def replay(self, pipeline: str, ids: Sequence[str] | None = None) -> int:
+        """Re-publish dead letters; the DLQ group's offsets advance past a replayed prefix."""
+        records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, None)
+        chosen = [(letter, pos) for letter, pos in records if ids is None or letter.id in ids]
+        await self._send(task_topic(pipeline),
+                         [(letter.task, [("attempts", b"1")]) for letter, _ in chosen])
+        await commit_replayed(self.bootstrap, DLQ_GROUP, records, {pos for _, pos in chosen})
+        return len(chosen)
+
+
+def _attempts(headers: Sequence[tuple[str, bytes]] | None) -> int:
+    for name, value in headers or ():
+        if name == "attempts":
+            return int(value)
+    return 1

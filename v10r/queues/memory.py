@@ -1,0 +1,103 @@
+"""In-process queues for single-process dev mode and the demo.
+
+`MemoryBroker` holds the queues and dead letters; each `MemoryQueue` is one client of
+it and tracks what it has taken but not acked. Closing a client gives its unacked
+tasks back, as a real broker does when a consumer's connection drops. Nothing survives
+the process: use redis, rabbitmq or kafka when losing queued tasks on exit matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from v10r.queues.base import DeadLetter, Delivery
+from v10r.tasks import Task
+
+
+@dataclass
+class MemoryBroker:
+    """Shared state: one FIFO of (task, attempts) per pipeline, and the dead letters."""
+
+    queues: dict[str, asyncio.Queue[tuple[Task, int]]] = field(default_factory=dict)
+    dead: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def queue(self, pipeline: str) -> asyncio.Queue[tuple[Task, int]]:
+        return self.queues.setdefault(pipeline, asyncio.Queue())
+
+
+class MemoryQueue:
+    kind = "memory"
+
+    def __init__(self, broker: MemoryBroker | None = None, *, max_attempts: int = 5) -> None:
+        self.broker = broker or MemoryBroker()
+        self.max_attempts = max_attempts
+        self._in_flight: dict[int, tuple[str, Task, int]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        """Give unacked tasks back to the broker, so another consumer gets them."""
+        for pipeline, task, attempts in self._in_flight.values():
+            self.broker.queue(pipeline).put_nowait((task, attempts))
+        self._in_flight.clear()
+
+    async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
+        queue = self.broker.queue(pipeline)
+        for task in tasks:
+            queue.put_nowait((task, 1))
+
+    async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
+        queue = self.broker.queue(pipeline)
+        taken: list[tuple[Task, int]] = []
+        if queue.empty():
+            try:
+                taken.append(await asyncio.wait_for(queue.get(), timeout))
+            except TimeoutError:
+                return []
+        while len(taken) < max_batch and not queue.empty():
+            taken.append(queue.get_nowait())
+        return [self._hand_out(pipeline, task, attempts) for task, attempts in taken]
+
+    def _hand_out(self, pipeline: str, task: Task, attempts: int) -> Delivery:
+        handle = next(self.broker.ids)
+        self._in_flight[handle] = (pipeline, task, attempts)
+        return Delivery(task=task, attempts=attempts, handle=handle)
+
+    async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            self._in_flight.pop(delivery.handle, None)
+
+    async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
+        spent = [d for d in deliveries if d.attempts >= self.max_attempts]
+        await self.dead_letter(pipeline, spent, error)
+        for delivery in deliveries:
+            if delivery.attempts < self.max_attempts and self._taken(delivery):
+                self.broker.queue(pipeline).put_nowait((delivery.task, delivery.attempts + 1))
+
+    async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
+        dead = self.broker.dead.setdefault(pipeline, [])
+        for delivery in deliveries:
+            if self._taken(delivery):
+                dead.append(DeadLetter(task=delivery.task, error=error, attempts=delivery.attempts,
+                                       failed_at=time.time(), id=str(next(self.broker.ids))))
+
+    def _taken(self, delivery: Delivery) -> bool:
+        """Settle a delivery once: a second ack/retry of the same one is a no-op."""
+        return self._in_flight.pop(delivery.handle, None) is not None
+
+    async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
+        return list(self.broker.dead.get(pipeline, [])[:limit])
+
+    async def replay(self, pipeline: str, ids: Sequence[str] | None = None) -> int:
+        dead = self.broker.dead.get(pipeline, [])
+        chosen = [d for d in dead if ids is None or d.id in ids]
+        chosen_ids = {d.id for d in chosen}
+        self.broker.dead[pipeline] = [d for d in dead if d.id not in chosen_ids]
+        await self.publish(pipeline, [d.task for d in chosen])
+        return len(chosen)
