@@ -1,5 +1,6 @@
 """Provider kind `infinity` against a real Infinity server running the same model as `local`."""
 
+# ruff: noqa: F811 - fixtures imported from tests.fixtures.providers
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ TEXTS = [
 ]
 
 
-async def test_infinity_embeds_like_the_local_model(infinity_server, local_provider):  # noqa: F811
+async def test_infinity_embeds_like_the_local_model(infinity_server, local_provider):
     spec = Embedding(provider="infinity", base_url=infinity_server.url, model=SERVED_MODEL,
                      dimensions=384, batch_size=2)
     provider = create_provider(spec, pipeline="infinity_test")

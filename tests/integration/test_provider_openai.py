@@ -1,5 +1,6 @@
 """The OpenAI-compatible provider against a real HTTP server scripted to misbehave."""
 
+# ruff: noqa: F811 - fixtures imported from tests.fixtures.providers
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from tests.fixtures.providers import openai_server  # noqa: F401 - fixture
+from tests.fixtures.providers import openai_server  # noqa: F401 - fixtures
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.errors import ProviderError
 from v10r.providers.deterministic import deterministic_vector
@@ -34,13 +35,13 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-async def make(openai_server: OpenAIServer, sleeps: Sleeps):  # noqa: F811
+async def make(openai_server: OpenAIServer, sleeps: Sleeps):
     made: list[OpenAICompatibleProvider] = []
 
     def build(**overrides) -> OpenAICompatibleProvider:
-        options = dict(name="custom", model="test-model", dimensions=384,
-                       base_url=openai_server.url, api_key=KEY, max_retries=3,
-                       timeout_s=5.0, sleep=sleeps)
+        options = {"name": "custom", "model": "test-model", "dimensions": 384,
+                   "base_url": openai_server.url, "api_key": KEY, "max_retries": 3,
+                   "timeout_s": 5.0, "sleep": sleeps}
         provider = OpenAICompatibleProvider(**{**options, **overrides})
         made.append(provider)
         return provider

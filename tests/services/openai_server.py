@@ -19,7 +19,7 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
@@ -99,7 +99,7 @@ class OpenAIServer:
         self.requests.clear()
         self.always = None
 
-    def start(self) -> OpenAIServer:
+    def start(self) -> Self:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
         return self
@@ -111,7 +111,7 @@ class OpenAIServer:
         self._thread.join(timeout=10)
         self._loop.close()
 
-    def __enter__(self) -> OpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

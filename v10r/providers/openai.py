@@ -28,6 +28,7 @@ from v10r.redact import mask_text, mask_url
 log = logging.getLogger("v10r.providers")
 
 DEFAULT_REQUEST_CHARS = 400_000  # ≈100k tokens, under OpenAI's 300k tokens per request
+DEFAULT_BACKOFF = Backoff()
 
 
 class OpenAICompatibleProvider:
@@ -49,7 +50,7 @@ class OpenAICompatibleProvider:
         timeout_s: float = 30.0,
         max_retries: int = 5,
         limiter: RateLimiter | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         pipeline: str | None = None,
     ) -> None:
@@ -60,7 +61,7 @@ class OpenAICompatibleProvider:
         self.max_retries, self.send_dimensions = max_retries, send_dimensions
         self.encoding = "base64"  # becomes "float" once a server shows it lacks base64
         self._limiter, self._backoff, self._sleep = limiter, backoff, sleep
-        self._pipeline = pipeline
+        self._pipeline, self._timeout_s = pipeline, timeout_s
         self._secrets = tuple(v for v in (api_key, *(headers or {}).values()) if v)
         self._client = httpx.AsyncClient(
             headers=_headers(api_key, headers),
@@ -81,6 +82,8 @@ class OpenAICompatibleProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._limiter is not None:
+            await self._limiter.aclose()
 
     async def _embed_batch(self, texts: list[str], priority: Priority) -> np.ndarray:
         tokens = estimate_tokens(sum(len(t) for t in texts))
@@ -106,8 +109,9 @@ class OpenAICompatibleProvider:
         if self.encoding == "base64":
             body["encoding_format"] = "base64"
         try:
-            response = await self._client.post(f"{self.base_url}/embeddings", json=body)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._timeout_s):  # whole request, not per read
+                response = await self._client.post(f"{self.base_url}/embeddings", json=body)
+        except (httpx.TimeoutException, TimeoutError):
             raise self._error("request timed out", retryable=True) from None
         except httpx.TransportError as exc:
             raise self._error(f"cannot connect ({type(exc).__name__})", retryable=True) from None

@@ -95,6 +95,10 @@ class RateLimiter:
         if self._shared is not None:
             await self._shared.acquire(tokens, sleep=self._sleep)
 
+    async def aclose(self) -> None:
+        if self._shared is not None:
+            await self._shared.aclose()
+
     def _take(self, amounts: dict[str, int]) -> float:
         now = self._clock()
         delay = 0.0
@@ -148,3 +152,6 @@ class RedisWindow:
     async def acquire(self, tokens: int, *, sleep: Callable[[float], Awaitable[None]]) -> None:
         while (delay := await self.try_acquire(tokens)) > 0:
             await sleep(delay)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
