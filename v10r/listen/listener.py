@@ -279,8 +279,8 @@ class Listener:
             log.info("queue caught up; reading notifications again")
         else:
             transport.pause_reading()
-            log.warning("queue is slow: %d tasks buffered, pausing notifications "
-                        "(PostgreSQL keeps them queued)", self.buffered)
+            log.info("%d tasks buffered: pausing notifications until the queue catches up "
+                     "(PostgreSQL keeps them queued)", self.buffered)
         self._paused = not on
 
     # ---- publishing ---------------------------------------------------------------
