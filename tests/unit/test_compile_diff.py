@@ -1,0 +1,217 @@
+"""The planner without a database: hand-built live states in, typed operations out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from v10r.compile import ddl
+from v10r.errors import PlanError
+from v10r.reconcile import ops
+from v10r.reconcile.diff import diff
+from v10r.reconcile.introspect import (
+    LiveColumn,
+    LiveIndex,
+    LiveState,
+    LiveTable,
+    LiveTrigger,
+    Recorded,
+)
+from v10r.spec.model import Pipeline
+
+pytestmark = pytest.mark.unit
+
+
+def pipeline(**spec: Any) -> Pipeline:
+    spec.setdefault("name", "docs")
+    spec.setdefault("source", {"table": "docs", "key": "id", "columns": "body"})
+    return Pipeline.model_validate(spec)
+
+
+def bare_table() -> LiveTable:
+    return LiveTable("public", "docs", "r", True, columns={
+        "id": LiveColumn("id", "bigint", "int8"), "body": LiveColumn("body", "text", "text"),
+        "other": LiveColumn("other", "text", "text")},
+        indexes={"docs_pkey": LiveIndex("docs_pkey", ("id",), True, True, False, "btree",
+                                        ("int8_ops",), ())})
+
+
+def empty_state(table: LiveTable | None = None) -> LiveState:
+    table = table or bare_table()
+    return LiveState(180006, "0.8.1", "app", True, False, False, None,
+                     tables={("public", "docs"): table})
+
+
+def applied(*pipelines: Pipeline) -> LiveState:
+    """The state a successful apply of `pipelines` leaves behind."""
+    table = bare_table()
+    recorded = {}
+    compiled = [ddl.compile_pipeline(p) for p in pipelines]
+    triggers = ddl.table_triggers(compiled)
+    for c in compiled:
+        for col in c.columns:
+            table.columns[col.name] = LiveColumn(col.name, col.type, col.type.split("(")[0])
+        if c.index:
+            i = c.index
+            table.indexes[i.name] = LiveIndex(i.name, (i.column,), False, True, False, "hnsw",
+                                              (i.opclass,), tuple(f"{k}={v}" for k, v in i.options))
+        recorded[c.name] = Recorded(
+            c.name, "default", "public", "docs", c.names.embedding,
+            tuple(col.name for col in c.columns), c.index.name if c.index else None,
+            tuple(t.name for t in triggers), c.definition_hash, c.fingerprint,
+            c.pipeline.dimensions, c.pipeline.model)
+    for t in triggers:
+        table.triggers[t.name] = LiveTrigger(t.name, "v10r.v10r_notify", ("…", t.marker))
+    relations = frozenset(("public", n) for n in ["docs", *table.indexes])
+    return replace(empty_state(table), schema_exists=True, bookkeeping_exists=True,
+                   function_source=ddl.NOTIFY_BODY, recorded=recorded, relations=relations)
+
+
+def kinds(plan) -> list[str]:
+    return [ops.op_kind(op) for op in plan.operations]
+
+
+def test_a_new_pipeline_creates_everything_in_order() -> None:
+    plan = diff([pipeline()], empty_state())
+    assert kinds(plan) == ["CreateSchema", "CreateFunction", *["AddColumn"] * 5, "CreateIndex",
+                           "CreateTrigger", "CreateTrigger", "RecordPipeline"]
+    assert plan.pipelines[0].action == "create"
+    index = next(op for op in plan.operations if isinstance(op, ops.CreateIndex))
+    assert not index.transactional and not index.destructive
+
+
+def test_an_applied_pipeline_needs_nothing() -> None:
+    plan = diff([pipeline()], applied(pipeline()))
+    assert plan.operations == () and plan.pipelines[0].action == "unchanged"
+
+
+def test_pgvector_missing_is_an_error() -> None:
+    with pytest.raises(PlanError, match="pgvector"):
+        diff([pipeline()], replace(empty_state(), pgvector_version=None))
+
+
+def test_no_right_to_create_the_schema_is_an_error() -> None:
+    with pytest.raises(PlanError, match="may not create schema v10r"):
+        diff([pipeline()], replace(empty_state(), can_create_schema=False))
+
+
+def test_halfvec_needs_pgvector_0_7() -> None:
+    with pytest.raises(PlanError, match="halfvec needs pgvector 0.7"):
+        diff([pipeline(target={"type": "halfvec"})],
+             replace(empty_state(), pgvector_version="0.6.2"))
+
+
+def test_a_preprocessing_change_only_records_and_says_rows_are_re_embedded() -> None:
+    changed = pipeline(preprocess={"max_chars": 100})
+    plan = diff([changed], applied(pipeline()))
+    assert kinds(plan) == ["RecordPipeline"]
+    assert plan.pipelines[0].action == "alter"
+    assert any("re-embedded" in n for n in plan.pipelines[0].notes)
+
+
+def test_new_index_parameters_rebuild_the_index() -> None:
+    plan = diff([pipeline(target={"index": {"m": 32}})], applied(pipeline()))
+    assert kinds(plan) == ["DropIndex", "CreateIndex", "RecordPipeline"]
+    assert "definition changed" in plan.operations[0].describe()
+
+
+def test_index_none_drops_v10rs_index() -> None:
+    plan = diff([pipeline(target={"index": "none"})], applied(pipeline()))
+    assert kinds(plan) == ["DropIndex", "RecordPipeline"]
+
+
+def test_new_dimensions_replace_the_vector_column_destructively() -> None:
+    bigger = pipeline(embedding={"provider": "custom", "base_url": "http://x", "model": "m",
+                                 "dimensions": 768})
+    plan = diff([bigger], applied(pipeline()))
+    assert kinds(plan) == ["ReplaceColumn", "CreateIndex", "RecordPipeline"]
+    assert plan.operations[0].destructive
+    assert plan.operations[0].sql[1].endswith('ADD COLUMN "body_embedding" vector(768)')
+
+
+def test_an_outdated_function_or_trigger_is_replaced() -> None:
+    state = applied(pipeline())
+    table = state.tables[("public", "docs")]
+    table.triggers["docs_notify_v10r"] = LiveTrigger("docs_notify_v10r", "v10r.v10r_notify",
+                                                     ("old-marker",))
+    plan = diff([pipeline()], replace(state, function_source="-- older"))
+    assert kinds(plan) == ["CreateFunction", "CreateTrigger"]
+    assert all(getattr(op, "replace") for op in plan.operations)
+
+
+def test_a_users_column_collides_unless_rename_is_allowed() -> None:
+    table = bare_table()
+    table.columns["body_embedding_at"] = LiveColumn("body_embedding_at", "date", "date")
+    with pytest.raises(PlanError, match="column public.docs.body_embedding_at already exists"):
+        diff([pipeline()], empty_state(table))
+    plan = diff([pipeline(target={"on_collision": "rename"})], empty_state(table))
+    added = [op.column for op in plan.operations if isinstance(op, ops.AddColumn)]
+    assert added[0] == "body_embedding_v10r"
+    assert plan.pipelines[0].renamed_from == "body_embedding"
+    assert "renamed from body_embedding" in plan.operations[2].describe()
+
+
+def test_an_index_name_taken_elsewhere_in_the_schema_collides() -> None:
+    state = replace(empty_state(), relations=frozenset({("public", "docs_body_embedding_hnsw")}))
+    with pytest.raises(PlanError, match="index public.docs_body_embedding_hnsw"):
+        diff([pipeline()], state)
+
+
+def test_pipelines_of_one_table_must_share_the_key() -> None:
+    other = pipeline(name="b", source={"table": "docs", "key": "other", "columns": "body"},
+                     target={"column": "e2"})
+    with pytest.raises(PlanError, match="different keys"):
+        diff([pipeline(), other], empty_state())
+
+
+def test_a_removed_pipeline_is_only_reported_without_prune() -> None:
+    plan = diff([], applied(pipeline()), database="default")
+    assert plan.operations == ()
+    assert plan.pipelines[0].action == "removed"
+
+
+def test_prune_drops_triggers_index_and_bookkeeping_but_keeps_columns() -> None:
+    plan = diff([], applied(pipeline()), prune=True, database="default")
+    assert kinds(plan) == ["DropIndex", "DropTrigger", "DropTrigger", "ForgetPipeline"]
+    assert "columns kept: body_embedding" in plan.operations[-1].describe()
+    assert not any(op.destructive for op in plan.operations)
+
+
+def test_drop_columns_drops_v10rs_columns_destructively() -> None:
+    plan = diff([], applied(pipeline()), prune=True, drop_columns=True, database="default")
+    drops = [op for op in plan.operations if isinstance(op, ops.DropColumn)]
+    assert [op.column for op in drops][0] == "body_embedding" and len(drops) == 5
+    assert all(op.destructive for op in drops)
+
+
+@pytest.mark.parametrize("threshold, names", [
+    (None, {"docs_notify_v10r"}), (500, {"docs_notify_v10r", "docs_bulk_notify_v10r"})])
+def test_trigger_mode_follows_bulk_threshold(threshold, names) -> None:
+    triggers = ddl.table_triggers([ddl.compile_pipeline(
+        pipeline(trigger={"bulk_threshold": threshold}))])
+    assert {t.name for t in triggers} == names
+    assert all("FOR EACH ROW" in t.sql for t in triggers) == (threshold is None)
+
+
+def test_row_trigger_watches_text_and_filter_columns_only() -> None:
+    p = pipeline(source={"table": "docs", "key": "id", "columns": ["title", "body"],
+                         "filter": [{"column": "status", "op": "=", "value": "live"}]},
+                 trigger={"bulk_threshold": None})
+    [trigger] = ddl.table_triggers([ddl.compile_pipeline(p)])
+    assert ('AFTER INSERT OR UPDATE OF "title", "body", "status" ON "public"."docs" '
+            'FOR EACH ROW') in trigger.sql
+    assert "embedding" not in trigger.sql.split("EXECUTE")[0]
+
+
+def test_identifiers_are_quoted_everywhere() -> None:
+    p = pipeline(source={"table": '"My Schema"."My ""Docs"""', "key": "Doc ID",
+                         "columns": 'Body "x"'})
+    c = ddl.compile_pipeline(p)
+    assert c.names.qualified_table == '"My Schema"."My ""Docs"""'
+    sql = " ".join(t.sql for t in ddl.table_triggers([c]))
+    assert 'ON "My Schema"."My ""Docs"""' in sql
+    assert 'to_jsonb(n."Doc ID")' in sql
+    assert 'n."Body ""x"""' in sql
+
