@@ -7,7 +7,6 @@ its behaviour only together with `FINGERPRINT_VERSION`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
 
@@ -16,8 +15,6 @@ from v10r.spec.model import Pipeline
 CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE tokenizers
 COLUMN_SEPARATOR = "\n\n"
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_WHITESPACE = re.compile(r"\s+")
 
 # Skipped with their content: never visible text.
 _INVISIBLE_TAGS = frozenset({"script", "style", "noscript", "template"})
@@ -76,14 +73,17 @@ def compose_text(pipeline: Pipeline, values: Mapping[str, str | None]) -> str:
 
 def normalize_whitespace(text: str) -> str:
     """Runs of whitespace (any Unicode space, tabs, newlines) become one space; trimmed."""
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split() splits on exactly the characters of `\s`
 
 
 def fix_surrogates(text: str) -> str:
     """Lone UTF-16 surrogates (from broken JSON or drivers) become U+FFFD, so the text
     always encodes as UTF-8; valid surrogate pairs are joined into their character."""
-    if not _SURROGATE.search(text):
+    try:
+        text.encode("utf-8")  # fast path: a text without surrogates encodes
         return text
+    except UnicodeEncodeError:
+        pass
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 

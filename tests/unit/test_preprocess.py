@@ -76,6 +76,7 @@ def test_strip_html(html: str, expected: str) -> None:
     ("  a  b  ", "a b"),
     ("a\n\n\tb\r\nc", "a b c"),
     ("a\u00a0\u2003b", "a b"),  # Unicode spaces too
+    ("a\x1c\u2028\u3000\x85b", "a b"),  # separators and NEL count as whitespace
     ("", ""),
     ("   ", ""),
 ])
