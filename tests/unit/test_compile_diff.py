@@ -138,7 +138,7 @@ def test_an_outdated_function_or_trigger_is_replaced() -> None:
                                                      ("old-marker",))
     plan = diff([pipeline()], replace(state, function_source="-- older"))
     assert kinds(plan) == ["CreateFunction", "CreateTrigger"]
-    assert all(getattr(op, "replace") for op in plan.operations)
+    assert all(op.replace for op in plan.operations)
 
 
 def test_a_users_column_collides_unless_rename_is_allowed() -> None:
@@ -182,7 +182,7 @@ def test_prune_drops_triggers_index_and_bookkeeping_but_keeps_columns() -> None:
 def test_drop_columns_drops_v10rs_columns_destructively() -> None:
     plan = diff([], applied(pipeline()), prune=True, drop_columns=True, database="default")
     drops = [op for op in plan.operations if isinstance(op, ops.DropColumn)]
-    assert [op.column for op in drops][0] == "body_embedding" and len(drops) == 5
+    assert next(op.column for op in drops) == "body_embedding" and len(drops) == 5
     assert all(op.destructive for op in drops)
 
 
@@ -215,3 +215,24 @@ def test_identifiers_are_quoted_everywhere() -> None:
     assert 'to_jsonb(n."Doc ID")' in sql
     assert 'n."Body ""x"""' in sql
 
+
+
+def test_a_new_target_column_leaves_the_old_one_as_data_and_drops_its_index() -> None:
+    plan = diff([pipeline(target={"column": "vec"})], applied(pipeline()))
+    assert "DropIndex" in kinds(plan)
+    assert kinds(plan).count("AddColumn") == 5
+    assert any("columns are kept as plain data" in n for n in plan.pipelines[0].notes)
+
+
+def test_a_pipeline_moved_to_another_table_leaves_the_old_one() -> None:
+    state = applied(pipeline())
+    other = LiveTable("public", "notes", "r", True, columns={
+        "id": LiveColumn("id", "bigint", "int8"), "body": LiveColumn("body", "text", "text")},
+        indexes={"notes_pkey": LiveIndex("notes_pkey", ("id",), True, True, False, "btree",
+                                         ("int8_ops",), ())})
+    state = replace(state, tables={**state.tables, ("public", "notes"): other})
+    plan = diff([pipeline(source={"table": "notes", "columns": "body"})], state)
+    dropped = [op.describe() for op in plan.operations
+               if isinstance(op, (ops.DropIndex, ops.DropTrigger))]
+    assert len(dropped) == 3 and all("docs" in d for d in dropped)
+    assert not any(isinstance(op, ops.ForgetPipeline) for op in plan.operations)

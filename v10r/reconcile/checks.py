@@ -26,9 +26,9 @@ def check_shared(pipelines: Sequence[Pipeline], state: LiveState) -> None:
             f"the current user may not create schema v10r in database {state.database}",
             hint=f"GRANT CREATE ON DATABASE {state.database} TO <v10r user>, or create the "
             "schema `v10r` owned by that user")
-    keys: dict[str, Pipeline] = {}
+    keys: dict[tuple[str, str], Pipeline] = {}
     for p in pipelines:
-        first = keys.setdefault(p.source.table, p)
+        first = keys.setdefault((p.source.schema_name, p.source.table_name), p)
         if first.source.key != p.source.key:
             raise PlanError(
                 f"pipelines {first.name!r} and {p.name!r} watch {p.source.table} with "

@@ -69,9 +69,10 @@ def diff(pipelines: Sequence[Pipeline], state: LiveState, *, prune: bool = False
         wanted = ddl.table_triggers(group)
         trigger_names[ref] = tuple(t.name for t in wanted)
         trigger_ops.extend(_trigger_ops(group, wanted, state.tables[ref]))
+    moved = [op for c in compiled for op in _moved_ops(c, state, by_table)]
     records = [op for c in compiled if (op := _record_op(c, trigger_names, state))]
     removed, removed_plans = _removed(pipelines, state, by_table, prune, drop_columns)
-    operations = (*shared, *per_pipeline, *trigger_ops, *removed, *records)
+    operations = (*shared, *per_pipeline, *trigger_ops, *moved, *removed, *records)
     summaries = tuple(_summary(c, operations, state) for c in compiled) + removed_plans
     name = database or (pipelines[0].database.name if pipelines else state.database)
     return DatabasePlan(name, tuple(operations), summaries, tuple(compiled))
@@ -118,9 +119,11 @@ def _taken(names: PipelineNames, p: Pipeline, state: LiveState) -> str | None:
     for col in (names.embedding, *names.metadata_columns):
         if col in table.columns and col not in mine_cols:
             return f"column {names.display_table}.{col}"
-    if p.target.index != "none" and (names.schema, names.index) in state.relations:
-        if not (rec and rec.index_name == names.index and names.index in table.indexes):
-            return f"index {names.schema}.{names.index}"
+    index_mine = rec is not None and rec.index_name == names.index \
+        and names.index in table.indexes
+    if p.target.index != "none" and (names.schema, names.index) in state.relations \
+            and not index_mine:
+        return f"index {names.schema}.{names.index}"
     return None
 
 
@@ -266,8 +269,8 @@ def _removed(pipelines: Sequence[Pipeline], state: LiveState,
         label = f"{rec.schema}.{rec.table}"
         if not prune:
             plans.append(PipelinePlan(rec.name, label, "removed", rec.embedding_column,
-                                      notes=("not in the specs; `--prune` removes its "
-                                             "triggers, index and bookkeeping",)))
+                                      notes=(("not in the specs; `--prune` removes its "
+                                             "triggers, index and bookkeeping"),)))
             continue
         result.extend(_removal_ops(rec, table, (rec.schema, rec.table) in kept_tables,
                                    drop_columns))
@@ -296,6 +299,18 @@ def _removal_ops(rec: Recorded, table: LiveTable | None, table_still_watched: bo
     return result
 
 
+def _moved_ops(c: ddl.CompiledPipeline, state: LiveState,
+               kept_tables: dict[tuple[str, str], list[ddl.CompiledPipeline]]
+               ) -> list[ops.Operation]:
+    """A pipeline pointed at another table: its index and triggers leave the old one
+    (the old columns stay, as data)."""
+    rec = state.recorded.get(c.name)
+    if rec is None or (rec.schema, rec.table) == (c.names.schema, c.names.table):
+        return []
+    old = state.table(rec.schema, rec.table)
+    return _removal_ops(rec, old, (rec.schema, rec.table) in kept_tables, False)[:-1]
+
+
 def _summary(c: ddl.CompiledPipeline, operations: Sequence[ops.Operation],
              state: LiveState) -> PipelinePlan:
     mine = [op for op in operations if op.pipeline and c.name in op.pipeline.split(", ")]
@@ -306,6 +321,10 @@ def _summary(c: ddl.CompiledPipeline, operations: Sequence[ops.Operation],
     if renamed:
         notes.append(f"column {renamed} is taken: using {c.names.embedding}")
     rec = state.recorded.get(c.name)
+    if rec and (rec.schema, rec.table, rec.embedding_column) != (
+            c.names.schema, c.names.table, c.names.embedding):
+        notes.append(f"previously applied to {rec.schema}.{rec.table}.{rec.embedding_column}: "
+                     "those columns are kept as plain data (drop them yourself)")
     if rec and rec.fingerprint != c.fingerprint:
         notes.append("model, dimensions or preprocessing changed: every row is re-embedded")
     return PipelinePlan(c.name, c.names.display_table, action, c.names.embedding, renamed,

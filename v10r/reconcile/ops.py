@@ -67,8 +67,8 @@ class AddColumn(Operation):
 
     @property
     def sql(self) -> tuple[str, ...]:
-        return (f"ALTER TABLE {qualified(self.schema, self.table)} "
-                f"ADD COLUMN IF NOT EXISTS {quote_ident(self.column)} {self.type}",)
+        return ((f"ALTER TABLE {qualified(self.schema, self.table)} "
+                f"ADD COLUMN IF NOT EXISTS {quote_ident(self.column)} {self.type}"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +105,8 @@ class DropColumn(Operation):
 
     @property
     def sql(self) -> tuple[str, ...]:
-        return (f"ALTER TABLE {qualified(self.schema, self.table)} "
-                f"DROP COLUMN IF EXISTS {quote_ident(self.column)}",)
+        return ((f"ALTER TABLE {qualified(self.schema, self.table)} "
+                f"DROP COLUMN IF EXISTS {quote_ident(self.column)}"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,7 @@ class RecordPipeline(Operation):
 
     @property
     def sql(self) -> tuple[str, ...]:
-        return (f"INSERT INTO {bookkeeping_table()} (name, database_name, schema_name, "
+        return ((f"INSERT INTO {bookkeeping_table()} (name, database_name, schema_name, "
                 "table_name, embedding_column, columns, index_name, triggers, definition_hash, "
                 "fingerprint, dimensions, model, applied_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
                 "$8, $9, $10, $11, $12, now()) ON CONFLICT (name) DO UPDATE SET "
@@ -194,7 +194,7 @@ class RecordPipeline(Operation):
                 "columns = EXCLUDED.columns, index_name = EXCLUDED.index_name, "
                 "triggers = EXCLUDED.triggers, definition_hash = EXCLUDED.definition_hash, "
                 "fingerprint = EXCLUDED.fingerprint, dimensions = EXCLUDED.dimensions, "
-                "model = EXCLUDED.model, applied_at = now()",)
+                "model = EXCLUDED.model, applied_at = now()"),)
 
     @property
     def args(self) -> tuple[object, ...]:

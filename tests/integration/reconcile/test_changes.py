@@ -91,7 +91,7 @@ async def test_an_invalid_index_is_detected_and_rebuilt(pg_dsn, conn) -> None:
                        "WHERE indexrelid = 'docs_body_embedding_hnsw'::regclass")
 
     plan = await plan_pipelines([pipeline])
-    assert [op.describe() for op in plan.operations][0].endswith(
+    assert next(op.describe() for op in plan.operations).endswith(
         "(invalid, left by a failed concurrent build)")
     await apply_pipelines([pipeline])
     assert await conn.fetchval("SELECT indisvalid FROM pg_index "
