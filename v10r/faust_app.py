@@ -55,7 +55,7 @@ app = faust.App(
 )
 
 progress_table = app.Table(PROGRESS_TABLE, default=dict, partitions=partitions,
-                           use_partitioner=True, key_type=str, value_type=dict,
+                           use_partitioner=True,
                            help="counters per pipeline and run")
 resources = Resources(settings)
 
@@ -72,7 +72,6 @@ def _declare(pipeline: Pipeline) -> None:
     outbox = TopicOutbox(tasks, app.topic(dlq_topic(name), key_serializer="raw",
                                           value_serializer="raw", partitions=count))
     seen = app.Table(f"seen-{name}", default=float, partitions=count, use_partitioner=True,
-                     key_type=str, value_type=float,
                      help="when each row was last fetched").tumbling(
         settings.dedup_window_s, expires=settings.dedup_window_s).relative_to_now()
     ledger = TableLedger(seen)
