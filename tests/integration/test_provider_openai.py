@@ -176,3 +176,10 @@ async def test_a_server_ignoring_base64_is_not_asked_again(make, openai_server):
     np.testing.assert_allclose(await provider.embed(["a"]), expected(["a"]))
     await provider.embed(["b"])
     assert [r.json.get("encoding_format") for r in openai_server.requests] == ["base64", None]
+
+
+async def test_a_large_float_response_decodes_the_same(make, openai_server):
+    openai_server.base64_support = "ignore"
+    texts = [f"row {i}" for i in range(200)]  # ≈1.5 MB of float JSON: parsed off the loop
+    vectors = await make(max_batch_size=200).embed(texts)
+    np.testing.assert_allclose(vectors, expected(texts), rtol=1e-6)

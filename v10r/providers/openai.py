@@ -10,6 +10,7 @@ falling back to float lists for servers that do not support it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ log = logging.getLogger("v10r.providers")
 
 DEFAULT_REQUEST_CHARS = 400_000  # ≈100k tokens, under OpenAI's 300k tokens per request
 DEFAULT_BACKOFF = Backoff()
+OFF_LOOP_BYTES = 512_000
 
 
 class OpenAICompatibleProvider:
@@ -120,9 +122,11 @@ class OpenAICompatibleProvider:
             self.encoding = "float"
             return await self._request(texts)
         self._check_status(response)
-        try:
-            vectors, was_base64 = decode_embeddings(
-                response.content, count=len(texts), dimensions=self.dimensions)
+        decode = functools.partial(decode_embeddings, response.content, count=len(texts),
+                                   dimensions=self.dimensions)
+        try:  # a big float-JSON body takes long enough to parse to stall the loop
+            vectors, was_base64 = (await asyncio.to_thread(decode)
+                                   if len(response.content) > OFF_LOOP_BYTES else decode())
         except InvalidResponse as exc:
             raise self._error(f"invalid response: {exc}", hint=self._dims_hint(exc)) from None
         if self.encoding == "base64" and not was_base64 and texts:
