@@ -36,9 +36,9 @@ class Service:
     def spec_dir(self) -> Path:
         """The host directory mounted at /pipelines."""
         for volume in self.spec.get("volumes", []):
-            host, _, rest = volume.partition(":")
+            host, _, rest = volume.replace("${V10R_QUEUE:-redis}", "redis").partition(":")
             if rest.startswith("/pipelines"):
-                return COMPOSE_DIR / host.replace("${V10R_QUEUE:-redis}", "redis")
+                return COMPOSE_DIR / host
         raise AssertionError(f"service {self.name} mounts no /pipelines")
 
 
