@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from v10r.errors import ConnectionFailed
 
@@ -107,7 +108,7 @@ class EmbeddedKafka:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout)
 
-    def __enter__(self) -> EmbeddedKafka:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

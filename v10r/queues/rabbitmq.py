@@ -22,8 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import (AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection,
-                          DeliveryMode)
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
 
 from v10r.queues.base import DeadLetter, Delivery
 from v10r.queues.connect import within
@@ -138,8 +142,7 @@ class RabbitMQQueue:
         return consumer
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
-        for delivery in deliveries:
-            await delivery.handle.ack()
+        await asyncio.gather(*(delivery.handle.ack() for delivery in deliveries))
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         spent = [d for d in deliveries if d.attempts >= self.max_attempts]
