@@ -152,6 +152,27 @@ async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup
                                 setup.app_id)).processed >= before.processed + 10
 
 
+async def test_a_worker_joining_mid_stream_shares_the_work_without_losing_any(
+        setup: Setup) -> None:
+    await insert(setup, range(ROWS))
+    await setup.publish(range(ROWS))
+    setup.server.script(*[Reply.hang(0.5)] * 6)  # slow enough for the join to land mid-stream
+    first = setup.worker()
+    try:
+        await wait_for(lambda: _at_least(setup, 1), WAIT_S, "the first vectors", first)
+        second = setup.worker()  # joins the group: partitions are rebalanced
+        try:
+            await wait_for(lambda: _at_least(setup, ROWS), WAIT_S, "every row's vector", second)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    for key in range(0, ROWS, 50):
+        assert_embedded(*await setup.vector_of(key))
+    progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
+    assert progress.processed >= ROWS and progress.failed == 0
+
+
 async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setup) -> None:
     await insert(setup, range(3))
     setup.server.always = Reply.error(500, "the model is on fire")
