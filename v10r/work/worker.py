@@ -1,9 +1,10 @@
 """The queue consumer loop: consume → process → ack / retry / dead-letter, until stopped.
 
-A task is acked only after its write committed. When the database or the broker is
-unreachable the loop backs off and tries again with the batch it holds, never
-crash-looping and never dropping work; anything it holds when stopped stays unacked,
-so the broker redelivers it.
+A task is acked only after its write committed. When the database is unreachable the
+loop backs off and retries the batch it holds; when the broker fails (any client error
+on consume, ack or retry) it backs off and consumes again, and the broker redelivers
+what was not settled. It never crash-loops and never drops work; anything it holds when
+stopped stays unacked, so the broker redelivers it.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class PipelineWorker:
             try:
                 deliveries = await self.queue.consume(self.pipeline, self.batch_size,
                                                       self.timeout)
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:  # every broker client has its own error tree
+
                 failures += 1
                 await self._pause("consume", exc, failures, stop)
                 continue
@@ -143,7 +145,7 @@ class PipelineWorker:
                 await self.queue.retry(self.pipeline, group, error)
             for error, group in fatal.items():
                 await self.queue.dead_letter(self.pipeline, group, error)
-        except TRANSIENT_ERRORS as exc:  # unsettled deliveries are redelivered later
+        except Exception as exc:  # unsettled deliveries are redelivered by the broker
             await self._pause("settle", exc, 1, stop)
             return
         self._count(outcome, done, retry, fatal)

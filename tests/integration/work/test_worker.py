@@ -283,3 +283,47 @@ async def test_run_workers_builds_pools_and_runs_every_pipeline(pg_dsn, db, queu
         result = await asyncio.wait_for(running, 10)
     assert result[pipeline.name].processed == 40
     assert result[pipeline.name].snapshot()["written"] == 40
+
+
+@pytest.mark.parametrize("service", ["database", "redis"])
+async def test_an_outage_is_waited_out_and_no_task_is_lost(pg_dsn, db, service):
+    """The database or the broker goes away mid-run and comes back on the same address."""
+    from urllib.parse import urlsplit
+
+    from tests.integration.work.conftest import TcpProxy
+
+    target = urlsplit(pg_dsn if service == "database" else REDIS_URL)
+    proxy = await TcpProxy(target.hostname, target.port).start()
+    via_proxy = lambda url: url.replace(f":{target.port}/", f":{proxy.port}/")  # noqa: E731
+    name = f"w_{uuid.uuid4().hex[:10]}"
+    queue = RedisQueue(via_proxy(REDIS_URL) if service == "redis" else REDIS_URL,
+                       pipelines=[name], min_idle=0.5)
+    await queue.start()
+    pipeline = make_pipeline(name=name, queue={"kind": "redis"}, database={
+        "dsn": via_proxy(pg_dsn) if service == "database" else pg_dsn})
+    await create_table(db, pipeline)
+    stats: dict[str, WorkerStats] = {}
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_workers(
+        [pipeline], queue, 1, stop, batch_size=10, providers={name: FakeProvider()},
+        stats=stats))
+    try:
+        await seed(db, pipeline, queue, 10)
+        await eventually(lambda: _embedded(db, 10))
+        await proxy.cut()
+        await db.execute("INSERT INTO docs (id, body) SELECT i, 'late ' || i "
+                         "FROM generate_series(11, 30) i")
+        publisher = RedisQueue(REDIS_URL, pipelines=[name])
+        await publisher.start()
+        await publisher.publish(name, [task_for(pipeline, i) for i in range(11, 31)])
+        await publisher.close()
+        await eventually(lambda: _errors(stats[name]))
+        await proxy.start()  # the service is back
+        await eventually(lambda: _embedded(db, 30))
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        await queue.drop(name)
+        await queue.close()
+        await proxy.cut()
+    assert stats[name].dead_lettered == 0
