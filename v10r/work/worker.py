@@ -92,7 +92,7 @@ class PipelineWorker:
             try:
                 deliveries = await self.queue.consume(self.pipeline, self.batch_size,
                                                       self.timeout)
-            except Exception as exc:  # every broker client has its own error tree
+            except Exception as exc:  # noqa: BLE001 - every broker client has its own errors
 
                 failures += 1
                 await self._pause("consume", exc, failures, stop)
@@ -145,7 +145,7 @@ class PipelineWorker:
                 await self.queue.retry(self.pipeline, group, error)
             for error, group in fatal.items():
                 await self.queue.dead_letter(self.pipeline, group, error)
-        except Exception as exc:  # unsettled deliveries are redelivered by the broker
+        except Exception as exc:  # noqa: BLE001 - unsettled ones are redelivered
             await self._pause("settle", exc, 1, stop)
             return
         self._count(outcome, done, retry, fatal)

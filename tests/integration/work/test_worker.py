@@ -294,7 +294,7 @@ async def test_an_outage_is_waited_out_and_no_task_is_lost(pg_dsn, db, service):
 
     target = urlsplit(pg_dsn if service == "database" else REDIS_URL)
     proxy = await TcpProxy(target.hostname, target.port).start()
-    via_proxy = lambda url: url.replace(f":{target.port}/", f":{proxy.port}/")  # noqa: E731
+    via_proxy = lambda url: url.replace(f":{target.port}/", f":{proxy.port}/")
     name = f"w_{uuid.uuid4().hex[:10]}"
     queue = RedisQueue(via_proxy(REDIS_URL) if service == "redis" else REDIS_URL,
                        pipelines=[name], min_idle=0.5)
