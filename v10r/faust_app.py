@@ -104,7 +104,10 @@ async def _settle(pipeline: Pipeline, messages: list[Any], ledger: TableLedger,
             log.warning("pipeline %s: stopped mid-batch; re-published %d task(s)",
                         pipeline.name, len(tasks))
         raise
-    progress_table[progress_key(pipeline.name, RUN_ID)] = counts.as_dict()
+    try:
+        progress_table[progress_key(pipeline.name, RUN_ID)] = counts.as_dict()
+    except Exception:  # counters must not stop the agent; the work itself is done
+        log.exception("pipeline %s: cannot update the progress table", pipeline.name)
 
 
 for _pipeline in pipelines:

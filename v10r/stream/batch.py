@@ -133,7 +133,7 @@ class BatchHandler:
                 log.warning("pipeline %s: %s; retrying in %.1fs", self.pipeline,
                             _describe(exc), delay)
                 await asyncio.sleep(delay)
-            except Exception as exc:  # noqa: BLE001 - a bug must not drop the batch
+            except Exception as exc:  # a bug must not drop the batch
                 log.exception("pipeline %s: unexpected error processing %d task(s)",
                               self.pipeline, len(tasks))
                 failed = TaskOutcome(Status.FAILED, f"unexpected error: {_describe(exc)}",
