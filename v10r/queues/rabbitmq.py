@@ -63,6 +63,7 @@ class RabbitMQQueue:
         self._publisher: AbstractChannel | None = None
         self._declared: set[str] = set()
         self._consumers: dict[str, _Consumer] = {}
+        self._consumer_lock = asyncio.Lock()  # concurrent first consumes share one consumer
 
     def __repr__(self) -> str:
         return f"RabbitMQQueue(pipelines={self.pipelines!r})"  # never the URL
@@ -126,6 +127,12 @@ class RabbitMQQueue:
     async def _consumer(self, pipeline: str, prefetch: int) -> _Consumer:
         if pipeline in self._consumers:
             return self._consumers[pipeline]
+        async with self._consumer_lock:
+            if pipeline not in self._consumers:
+                self._consumers[pipeline] = await self._open_consumer(pipeline, prefetch)
+        return self._consumers[pipeline]
+
+    async def _open_consumer(self, pipeline: str, prefetch: int) -> _Consumer:
         await self._declare(pipeline)
         if self._conn is None:
             raise RuntimeError("RabbitMQQueue.start() was not called")
@@ -138,7 +145,6 @@ class RabbitMQQueue:
             consumer.buffer.put_nowait(message)
 
         await queue.consume(hold)
-        self._consumers[pipeline] = consumer
         return consumer
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:

@@ -69,16 +69,6 @@ def http_server() -> Iterator[OpenAIServer]:
         yield server
 
 
-CONCURRENT_CONSUME_RACE = pytest.mark.xfail(
-    strict=True, reason="RabbitMQQueue: two loops' first concurrent consume() each open a "
-    "consumer channel and one buffer is orphaned (its messages stay unacked)")
-
-
-def racy_on_rabbitmq(request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params.get("queue") == "rabbitmq":
-        request.applymarker(CONCURRENT_CONSUME_RACE)
-
-
 @pytest.fixture(params=["memory", "redis", "rabbitmq"])
 async def queue(request: pytest.FixtureRequest) -> AsyncIterator[Queue]:
     name = f"w_{uuid.uuid4().hex[:10]}"
@@ -115,7 +105,6 @@ async def seed(db: asyncpg.Connection, pipeline: Pipeline, queue: Queue, count: 
 
 
 async def test_workers_drain_the_queue_and_write_every_row(db, pool, queue, request):
-    racy_on_rabbitmq(request)
     pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind})
     names = await create_table(db, pipeline)
     await seed(db, pipeline, queue, 300)
@@ -266,7 +255,6 @@ async def _errors(stats: WorkerStats) -> bool:
 
 
 async def test_run_workers_builds_pools_and_runs_every_pipeline(pg_dsn, db, queue, request):
-    racy_on_rabbitmq(request)
     pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind},
                              database={"dsn": pg_dsn})
     await create_table(db, pipeline)
