@@ -1,0 +1,115 @@
+"""Pipeline throughput: rows/s from COMMIT to vector written, against the database's own limit.
+
+For each queue and worker count, N rows are inserted in one transaction (statements of
+500 rows, so each row gets its own NOTIFY), and the clock runs from COMMIT until the
+workers have written all N vectors; then the same N rows are updated the same way.
+The listener and worker loops run in this process, as `v10r listen
+--workers-in-process W` does, with the instant deterministic provider, so what is
+measured is v10r's own overhead. Baseline, in the same run: precomputed vectors written
+by one batched `UPDATE … FROM unnest` loop over one connection (binary codec) — the
+fastest these writes can land. ratio = pipeline / baseline (targets: ≥ 0.5 on memory
+and redis, ≥ 0.3 on kafka).
+
+    .venv/bin/python bench/pipeline.py [--rows N] [--queues memory,redis,rabbitmq,kafka]
+                                       [--workers 1,2,4] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+import _harness as h
+
+
+async def run_case(svc: h.Services, kind: str, workers: int, rows: int) -> list[dict[str, Any]]:
+    """Insert then update `rows` rows through one pipeline; a result per operation."""
+    table = h.unique("pipe")
+    await h.create_table(svc.dsn, table)
+    target = await h.apply(h.make_pipeline(svc.dsn, table, kind))
+    conn = await asyncpg.connect(svc.dsn)
+    results = []
+    try:
+        async with h.running(target, kind, svc, workers=workers) as stack:
+            await h.warm_up(stack, conn, table, 0)
+            for op in ("insert", "update"):
+                seconds = await timed_commit(stack, conn, table, op, rows)
+                results.append({"queue": kind, "workers": workers, "op": op, "rows": rows,
+                                "seconds": round(seconds, 3),
+                                "rows_per_s": round(rows / seconds, 1)})
+    finally:
+        await conn.close()
+    return results
+
+
+async def timed_commit(stack: h.Stack, conn: asyncpg.Connection, table: str, op: str,
+                       rows: int) -> float:
+    """Seconds from COMMIT of `rows` changes until their vectors are written."""
+    before = stack.written
+    transaction = conn.transaction()
+    await transaction.start()
+    ids = range(1, rows + 1)
+    if op == "insert":
+        await h.insert_rows(conn, table, ids)
+    else:
+        await h.update_rows(conn, table, ids)
+    committed = time.perf_counter()
+    await transaction.commit()
+    done = await stack.wait_written(before + rows)
+    return done - committed
+
+
+async def run(args: Any) -> dict[str, Any]:
+    rows = args.rows or (300 if args.quick else 20_000)
+    queues = h.parse_list(args.queues or ("memory,redis" if args.quick else ",".join(h.QUEUES)),
+                          h.QUEUES)
+    workers = [int(w) for w in h.parse_list(args.workers or ("1" if args.quick else "1,2,4"))]
+    async with h.services(kafka="kafka" in queues) as svc:
+        baseline = [await h.baseline_write(svc.dsn, rows)]
+        results = []
+        for kind in queues:
+            for count in workers:
+                results += await run_case(svc, kind, count, rows)
+        baseline.append(await h.baseline_write(svc.dsn, rows))
+        versions = await h.server_versions(svc.dsn)
+    best = max(baseline)
+    for result in results:
+        result["baseline_rows_per_s"] = round(best, 1)
+        result["ratio"] = round(result["rows_per_s"] / best, 3)
+    return {"benchmark": "pipeline", "quick": args.quick, "rows": rows, "queues": queues,
+            "workers": workers, "provider": "deterministic", "kafka_worker": "KafkaQueue adapter",
+            "baseline_rows_per_s": [round(b, 1) for b in baseline],
+            "machine": h.machine() | versions, "results": results}
+
+
+def render(report: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"pipeline: {report['rows']:,} rows, COMMIT → vector written "
+                        f"(baseline {max(report['baseline_rows_per_s']):,.0f} rows/s)")
+    for column in ("queue", "workers", "op", "seconds", "rows/s", "baseline rows/s", "ratio"):
+        table.add_column(column, justify="right")
+    for r in report["results"]:
+        table.add_row(r["queue"], str(r["workers"]), r["op"], f"{r['seconds']:.2f}",
+                      f"{r['rows_per_s']:,.0f}", f"{r['baseline_rows_per_s']:,.0f}",
+                      f"{r['ratio']:.2f}")
+    Console().print(table)
+
+
+def main() -> None:
+    parser = h.base_parser(__doc__)
+    parser.add_argument("--rows", type=int, default=None, help="rows per case (default 20000)")
+    parser.add_argument("--queues", default=None, help="comma-separated queue kinds")
+    parser.add_argument("--workers", default=None, help="comma-separated worker counts")
+    args = parser.parse_args()
+    h.quiet_logs()
+    h.emit(asyncio.run(run(args)), args.json, render)
+
+
+if __name__ == "__main__":
+    main()
