@@ -27,24 +27,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
-import numpy as np  # noqa: E402
-from pgvector.asyncpg import register_vector  # noqa: E402
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
 
-from v10r.embedded.kafka import EmbeddedKafka  # noqa: E402
-from v10r.embedded.postgres import EmbeddedPostgres  # noqa: E402
-from v10r.listen.applied import resolve_all  # noqa: E402
-from v10r.listen.listener import Listener, ListenerSettings  # noqa: E402
-from v10r.listen.targets import Target  # noqa: E402
-from v10r.providers.base import Provider  # noqa: E402
-from v10r.providers.deterministic import DeterministicProvider  # noqa: E402
-from v10r.queues.base import Queue  # noqa: E402
-from v10r.reconcile import apply_pipelines  # noqa: E402
-from v10r.spec.identifiers import quote_ident  # noqa: E402
-from v10r.spec.model import Pipeline  # noqa: E402
-from v10r.work.runner import run_workers  # noqa: E402
-from v10r.work.vectors import encode_rows  # noqa: E402
-from v10r.work.worker import WorkerStats  # noqa: E402
+from v10r.embedded.kafka import EmbeddedKafka
+from v10r.embedded.postgres import EmbeddedPostgres
+from v10r.listen.applied import resolve_all
+from v10r.listen.listener import Listener, ListenerSettings
+from v10r.listen.targets import Target
+from v10r.providers.base import Provider
+from v10r.providers.deterministic import DeterministicProvider
+from v10r.queues.base import Queue
+from v10r.reconcile import apply_pipelines
+from v10r.spec.identifiers import quote_ident
+from v10r.spec.model import Pipeline
+from v10r.work.runner import run_workers
+from v10r.work.vectors import encode_rows
+from v10r.work.worker import WorkerStats
 
 DIMENSIONS = 384
 REDIS_URL = os.environ.get("V10R_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")

@@ -18,9 +18,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import _harness as h
 import asyncpg
 
-import _harness as h
 from v10r.spec.identifiers import quote_ident, quote_literal
 
 SEEN_FUNCTION = """
@@ -141,7 +141,7 @@ def render(report: Mapping[str, Any]) -> None:
         table.add_row(r["queue"], str(r["count"]), f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
                       f"{r['p99_ms']:.2f}", f"{r['max_ms']:.2f}",
                       f"{r['p50_over_baseline_ms']:.2f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def main() -> None:

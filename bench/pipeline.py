@@ -21,9 +21,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
-
 import _harness as h
+import asyncpg
 
 
 async def run_case(svc: h.Services, kind: str, workers: int, rows: int) -> list[dict[str, Any]]:
@@ -98,7 +97,7 @@ def render(report: Mapping[str, Any]) -> None:
         table.add_row(r["queue"], str(r["workers"]), r["op"], f"{r['seconds']:.2f}",
                       f"{r['rows_per_s']:,.0f}", f"{r['baseline_rows_per_s']:,.0f}",
                       f"{r['ratio']:.2f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def main() -> None:
