@@ -27,6 +27,15 @@ ensure redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379
 ensure rabbitmq 5672 rabbitmq-server -detached
 ensure postgresql-15 5432 bash -c 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'
 
+# `docker compose config` checks compose/ (no Docker engine is needed for that); the
+# client is on the machine, the compose plugin may not be.
+if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
+    && ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing docker-compose (to validate compose/)"
+  (apt-get update -qq && apt-get install -y -qq docker-compose) >/dev/null 2>&1 \
+    || echo "warning: could not install docker-compose; the compose tests will say why" >&2
+fi
+
 set +e
 "$VENV/bin/pytest" -p no:cacheprovider "$@"
 status=$?

@@ -50,8 +50,10 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
     elif not workers_in_process and any(_kind(p, queue_kind) == "memory" for p in pipelines):
         click.echo("warning: nothing consumes a memory queue outside this process; add "
                    "`--workers-in-process N` or use a redis/rabbitmq/kafka queue", err=True)
-    published = asyncio.run(_listen(pipelines, queue_kind, workers_in_process, not no_catchup))
-    click.echo(f"v10r listen: stopped; {published} task(s) published", err=True)
+    published, caught_up = asyncio.run(
+        _listen(pipelines, queue_kind, workers_in_process, not no_catchup))
+    click.echo(f"v10r listen: stopped; {published} task(s) published from notifications, "
+               f"{caught_up} from catch-up scans", err=True)
 
 
 @click.command()
@@ -81,7 +83,7 @@ def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -
 # ---- running ------------------------------------------------------------------------
 
 async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: int,
-                  catchup: bool) -> int:
+                  catchup: bool) -> tuple[int, int]:
     from v10r.listen.applied import resolve_all
     from v10r.listen.listener import Listener, ListenerSettings
 
@@ -108,7 +110,8 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
             listen_stop.set()
             work_stop.set()
             await workers_task
-    return sum(listener.stats.published for listener in listeners)
+    return (sum(listener.stats.published for listener in listeners),
+            sum(listener.stats.caught_up_rows for listener in listeners))
 
 
 async def _workers(targets: list[Target], queue: Queue, concurrency: int,

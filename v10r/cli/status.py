@@ -79,8 +79,9 @@ def _render(report: list[dict[str, Any]]) -> None:
     table = Table(title="v10r status", title_justify="left")
     for column in ("pipeline", "table.column", "model", "state", "rows", "current", "stale",
                    "missing", "empty", "last embedded"):
-        table.add_column(column, justify="right" if column in (
-            "rows", "current", "stale", "missing", "empty") else "left")
+        numeric = column in ("rows", "current", "stale", "missing", "empty")
+        table.add_column(column, justify="right" if numeric else "left",
+                         no_wrap=column != "table.column", overflow="fold")
     for r in report:
         c = r["counts"] or {}
         state = "[green]in sync[/]" if r["up_to_date"] and c.get("pending") == 0 else (
