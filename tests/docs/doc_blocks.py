@@ -28,9 +28,9 @@ class Example:
 
 
 def blocks(kind: str) -> list[tuple[str, str]]:
-    """(page, body) of every fenced block of this kind in docs/*.md."""
+    """(page, body) of every fenced block of this kind in README.md and docs/*.md."""
     found = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
         for match in _FENCE.finditer(page.read_text()):
             if match.group(1) == kind:
                 found.append((page.name, match.group(2)))
