@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from v10r.listen.applied import resolve_all
 from v10r.listen.listener import Listener, ListenerSettings
 from v10r.listen.targets import Target
 from v10r.providers.base import Provider
-from v10r.providers.deterministic import DeterministicProvider
+from v10r.providers.deterministic import DeterministicProvider, deterministic_vector
 from v10r.queues.base import Queue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.identifiers import quote_ident
@@ -50,7 +50,7 @@ DIMENSIONS = 384
 REDIS_URL = os.environ.get("V10R_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 RABBITMQ_URL = os.environ.get("V10R_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 QUEUES = ("memory", "redis", "rabbitmq", "kafka")
-WAIT_S = 600.0  # upper bound of every wait: a stuck pipeline fails the run, never hangs it
+WAIT_S = 300.0  # upper bound of every wait: a stuck pipeline fails the run, never hangs it
 
 
 def unique(prefix: str) -> str:
@@ -178,10 +178,42 @@ def row_text(i: int) -> str:
     return f"row {i}: a short product description with a few words about item {i}"
 
 
+def edited(text: str) -> str:
+    """What `update_rows` makes of a row's text."""
+    return text + " (edited)"
+
+
 async def apply(pipeline: Pipeline) -> Target:
     await apply_pipelines([pipeline])
     (target,) = await resolve_all([pipeline])
     return target
+
+
+class PrecomputedProvider(DeterministicProvider):
+    """The deterministic provider's vectors, computed before the clock starts.
+
+    Isolates v10r's own overhead the way the baseline does (its vectors are precomputed
+    too); a text not prepared in advance falls back to computing it.
+    """
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        super().__init__(DIMENSIONS)
+        self.vectors = {t: deterministic_vector(t, DIMENSIONS) for t in texts}
+
+    async def embed(self, texts: Sequence[str], *, priority: str = "live") -> np.ndarray:
+        self.calls += 1
+        known = self.vectors
+        return np.stack([known.get(t) if t in known else deterministic_vector(t, DIMENSIONS)
+                         for t in texts])
+
+
+def make_provider(kind: str, texts: Iterable[str] = ()) -> Provider:
+    match kind:
+        case "deterministic":
+            return DeterministicProvider(DIMENSIONS)
+        case "precomputed":
+            return PrecomputedProvider(texts)
+    raise SystemExit(f"unknown provider {kind!r}; choose deterministic or precomputed")
 
 
 # ---- queues ---------------------------------------------------------------------------
@@ -196,14 +228,20 @@ async def open_queue(kind: str, pipeline: Pipeline, svc: Services) -> Queue:
     return queue
 
 
-async def drop_queue(queue: Queue, pipeline: str) -> None:
-    """Remove what the run left on a shared broker (streams, queues, topics)."""
-    with contextlib.suppress(Exception):
+async def drop_queue(kind: str, pipeline: Pipeline, svc: Services) -> None:
+    """Remove what a run left on a shared broker (streams, queues, topics), through a
+    fresh client so no consumer of the run sees its queue vanish."""
+    if kind == "memory":
+        return
+    queue = await open_queue(kind, pipeline, svc)
+    try:
         match queue.kind:
             case "redis" | "rabbitmq":
-                await queue.drop(pipeline)  # type: ignore[attr-defined]
+                await queue.drop(pipeline.name)  # type: ignore[attr-defined]
             case "kafka":
-                await queue.delete_topics([pipeline])  # type: ignore[attr-defined]
+                await queue.delete_topics([pipeline.name])  # type: ignore[attr-defined]
+    finally:
+        await queue.close()
 
 
 # ---- a running pipeline ---------------------------------------------------------------
@@ -255,8 +293,8 @@ async def running(target: Target, kind: str, svc: Services, *, workers: int,
         stop_listen.set()
         stop_work.set()
         await asyncio.wait_for(asyncio.gather(listen, work, return_exceptions=True), 60)
-        await drop_queue(queue, pipeline.name)
         await queue.close()
+        await drop_queue(kind, pipeline, svc)
 
 
 async def _ready(listener: Listener, *tasks: asyncio.Task[Any]) -> None:
@@ -309,6 +347,36 @@ async def baseline_write(dsn: str, rows: int, chunk: int = 1000) -> float:
     finally:
         await conn.close()
     return rows / elapsed
+
+
+class CpuMeter:
+    """CPU seconds used by this process and by the PostgreSQL server over an interval,
+    to tell "v10r is busy" from "v10r waits for the database"."""
+
+    def __init__(self, pg: EmbeddedPostgres) -> None:
+        import psutil
+
+        pid = int((pg.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        self._me, self._pg = psutil.Process(), psutil.Process(pid)
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, dict[int, float]]:
+        import psutil
+
+        me = self._me.cpu_times()
+        server = {}
+        for proc in [self._pg, *self._pg.children()]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                server[proc.pid] = times.user + times.system
+        return me.user + me.system, server
+
+    def percent(self, seconds: float) -> dict[str, float]:
+        """Average CPU use since creation, in % of one core."""
+        me, server = self._read()
+        pg = sum(v - self._start[1].get(pid, 0.0) for pid, v in server.items())
+        return {"v10r_cpu_pct": round((me - self._start[0]) / seconds * 100, 1),
+                "postgres_cpu_pct": round(pg / seconds * 100, 1)}
 
 
 # ---- reporting --------------------------------------------------------------------------
