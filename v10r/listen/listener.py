@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -256,9 +256,10 @@ class Listener:
                         channel, payload)
             self.request_scan(targets or None)
             return
+        key = _dedup_key(row_id)
         for target in targets:
             task = target.task(row_id)
-            self._outbox[target.name].extend(self._dedup[target.name].offer(task.key, task))
+            self._outbox[target.name].extend(self._dedup[target.name].offer(key, task))
         self._wake.set()
         self._apply_backpressure()
 
@@ -362,6 +363,18 @@ class Listener:
             backoff.reset()
             self.stats.catchups += 1
             self.stats.caught_up_rows += result.total
+
+
+def _dedup_key(row_id: Any) -> Hashable:
+    """A row's identity within one pipeline's dedup window, built once per notification.
+
+    Plain integer and text keys are their own identity (the hot path: no JSON encoding
+    per notification); anything else — composite keys, floats, booleans — keeps its
+    canonical JSON, tagged so it never equals a plain key.
+    """
+    if type(row_id) is int or type(row_id) is str:
+        return row_id
+    return ("json", json.dumps(row_id, separators=(",", ":"), sort_keys=True))
 
 
 def _describe(exc: BaseException) -> str:
