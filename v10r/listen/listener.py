@@ -124,6 +124,7 @@ class Listener:
         self._scan_wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._paused = False
+        self._last_publish = float("-inf")
 
     # ---- public -------------------------------------------------------------------
 
@@ -308,7 +309,7 @@ class Listener:
         while True:
             self._collect_due()
             if self.buffered:
-                if self.buffered < self.settings.batch_size:
+                if self.buffered < self.settings.batch_size and self._streaming():
                     await asyncio.sleep(self.settings.flush_interval_s)
                     self._collect_due()
                 return
@@ -317,6 +318,11 @@ class Listener:
             timeout = max(0.0, min(deadlines) - self._clock()) if deadlines else 1.0
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(timeout, 1.0))
+
+    def _streaming(self) -> bool:
+        """Tasks are flowing (the last publish ended within the flush interval), so a
+        short wait fills the batch; a lone change after a quiet spell goes out at once."""
+        return self._clock() - self._last_publish < self.settings.flush_interval_s
 
     def _collect_due(self) -> None:
         for name, dedup in self._dedup.items():
@@ -330,6 +336,7 @@ class Listener:
                 for _ in batch:
                     outbox.popleft()
                 self.stats.published += len(batch)
+                self._last_publish = self._clock()
 
     async def _final_flush(self) -> None:
         for name, dedup in self._dedup.items():
