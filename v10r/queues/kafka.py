@@ -17,6 +17,7 @@ transactions, which some Kafka-protocol brokers lack; duplicates are cheap downs
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -71,6 +72,9 @@ class KafkaQueue:
         self.group_id = group_id
         self._producer: AIOKafkaProducer | None = None
         self._consumers: dict[str, tuple[AIOKafkaConsumer, OffsetTracker]] = {}
+        # Loops whose first consume races share one consumer: a second group member
+        # would be assigned partitions that nobody polls.
+        self._consumer_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"KafkaQueue(pipelines={self.pipelines!r})"
@@ -143,18 +147,24 @@ class KafkaQueue:
         return deliveries
 
     async def _consumer(self, pipeline: str) -> tuple[AIOKafkaConsumer, OffsetTracker]:
-        if pipeline not in self._consumers:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
-                auto_offset_reset="earliest", session_timeout_ms=self.session_timeout_ms,
-                heartbeat_interval_ms=self.heartbeat_interval_ms)
-            tracker = OffsetTracker()
-            await within("kafka", self.url, consumer.start())
-            # Subscribing after start: the group join runs in the background and the
-            # first `getmany` waits for it within its own timeout.
-            consumer.subscribe([task_topic(pipeline)], listener=_ForgetRevoked(tracker))
-            self._consumers[pipeline] = (consumer, tracker)
+        if pipeline in self._consumers:
+            return self._consumers[pipeline]
+        async with self._consumer_lock:
+            if pipeline not in self._consumers:
+                self._consumers[pipeline] = await self._open_consumer(pipeline)
         return self._consumers[pipeline]
+
+    async def _open_consumer(self, pipeline: str) -> tuple[AIOKafkaConsumer, OffsetTracker]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms)
+        tracker = OffsetTracker()
+        await within("kafka", self.url, consumer.start())
+        # Subscribing after start: the group join runs in the background and the
+        # first `getmany` waits for it within its own timeout.
+        consumer.subscribe([task_topic(pipeline)], listener=_ForgetRevoked(tracker))
+        return consumer, tracker
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
