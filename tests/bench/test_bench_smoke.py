@@ -44,10 +44,11 @@ def test_pipeline_reports_rows_per_second_per_queue_and_operation_against_the_ba
             result["rows_per_s"] / result["baseline_rows_per_s"], rel=1e-2)
 
 
-def test_pipeline_runs_over_the_embedded_kafka_broker():
-    report = run_bench("pipeline.py", "--queues", "kafka", "--rows", "100")
-    assert {(r["queue"], r["op"]) for r in report["results"]} == {("kafka", "insert"),
-                                                                  ("kafka", "update")}
+def test_pipeline_runs_two_worker_loops_over_the_embedded_kafka_broker():
+    report = run_bench("pipeline.py", "--queues", "kafka", "--workers", "2", "--rows", "100")
+    assert [r.get("error") for r in report["results"]] == [None, None]
+    assert {(r["queue"], r["workers"], r["op"]) for r in report["results"]} == {
+        ("kafka", 2, "insert"), ("kafka", 2, "update")}
     assert all(r["rows_per_s"] > 0 for r in report["results"])
 
 
