@@ -52,6 +52,7 @@ app = faust.App(
     web_enabled=settings.web_port is not None,
     web_port=settings.web_port or 6066,
     consumer_auto_offset_reset="earliest",
+    producer_max_batch_size=settings.producer_max_batch_bytes,
 )
 
 progress_table = app.Table(PROGRESS_TABLE, default=dict, partitions=partitions,

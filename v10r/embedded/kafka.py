@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from v10r.errors import ConnectionFailed
+from v10r.queues.kafka import MAX_BATCH_BYTES_ENV
 
 READY_MARK = "ready in"
 
@@ -56,6 +57,15 @@ class EmbeddedKafka:
     log_dir: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """Environment every v10r client of this broker needs (KafkaQueue, Faust).
+
+        Tansu numbers the records of a multi-record batch wrongly, so producers send
+        one record per batch (see `v10r.queues.kafka.max_batch_bytes`).
+        """
+        return {MAX_BATCH_BYTES_ENV: "1"}
 
     @property
     def bootstrap(self) -> str:

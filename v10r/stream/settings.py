@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from v10r.errors import SpecError
+from v10r.queues.kafka import DEFAULT_MAX_BATCH_BYTES, max_batch_bytes
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class FaustSettings:
     retry_initial_s: float = 0.5
     retry_max_s: float = 10.0
     stop_grace_s: float = 20.0  # time a batch in hand gets to finish when the worker stops
+    # Bytes per producer batch (table changelogs, dead letters): see
+    # `v10r.queues.kafka.max_batch_bytes` ($V10R_KAFKA_MAX_BATCH_BYTES).
+    producer_max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FaustSettings:
@@ -61,4 +65,5 @@ class FaustSettings:
             retry_initial_s=number("V10R_FAUST_RETRY_INITIAL_S", cls.retry_initial_s),
             retry_max_s=number("V10R_FAUST_RETRY_MAX_S", cls.retry_max_s),
             stop_grace_s=number("V10R_FAUST_STOP_GRACE_S", cls.stop_grace_s),
+            producer_max_batch_bytes=max_batch_bytes(env),
         )
