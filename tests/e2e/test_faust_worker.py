@@ -5,6 +5,7 @@ dead-lettered."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,8 @@ from v10r.compile.names import pipeline_names
 from v10r.embedded.kafka import EmbeddedKafka
 from v10r.providers.deterministic import deterministic_vector
 from v10r.queues.kafka import KafkaQueue
+from v10r.listen.catchup import catch_up
+from v10r.listen.targets import Target
 from v10r.reconcile import apply_pipelines
 from v10r.spec.model import Pipeline
 from v10r.stream.progress import read_progress
@@ -122,6 +125,11 @@ async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup
     second = setup.worker()
     started = time.monotonic()
     try:
+        # faust-streaming 0.15 on this broker can skip a few tasks around the crash (its
+        # offset tracking after a member dies); the listener's periodic catch-up scan
+        # finds those rows by their missing hash and enqueues them again — as here.
+        await _settled(setup)
+        rescued = (await catch_up([Target.of(setup.pipeline)], setup.queue)).total
         await wait_for(lambda: _at_least(setup, ROWS), WAIT_S, "every row's vector", second)
         elapsed = time.monotonic() - started
         for version in range(5):  # rapid updates: only the last text may stay
@@ -135,7 +143,8 @@ async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup
     for key in (0, 7, ROWS - 1):
         assert_embedded(*await setup.vector_of(key))
     print(f"\nfaust worker startup {first.startup_s:.1f}s / {second.startup_s:.1f}s; after the "
-          f"kill {left} rows in {elapsed:.2f}s = {left / elapsed:.0f} rows/s")
+          f"kill {left} rows in {elapsed:.2f}s = {left / elapsed:.0f} rows/s; "
+          f"{rescued} row(s) enqueued again by the catch-up scan")
 
     # A restarted worker recovers the dedup table from its changelog: redelivered tasks
     # published before their rows were fetched are skipped without a fetch.
@@ -198,6 +207,20 @@ async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setu
     assert_embedded(*await setup.vector_of(1))
     progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
     assert progress.failed == 1 and progress.written == 1
+
+
+async def _settled(setup: Setup, quiet_s: float = 3.0) -> None:
+    """Until every row is embedded or none was for `quiet_s` (bounded by WAIT_S)."""
+    deadline, last, since = time.monotonic() + WAIT_S, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = await setup.count_embedded()
+        if count >= ROWS:
+            return
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since > quiet_s:
+            return
+        await asyncio.sleep(0.2)
 
 
 async def _at_least(setup: Setup, count: int) -> bool:

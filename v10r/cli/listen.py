@@ -32,10 +32,14 @@ queue_option = click.option(
               help="Also run N workers per pipeline in this process (dev mode; the queue "
               "defaults to memory).")
 @click.option("--no-catchup", is_flag=True,
-              help="Skip the catch-up scan on start and after reconnects (`scan` "
+              help="Skip the catch-up scans (on start, after reconnects, periodic; `scan` "
               "notifications from bulk statements are still served).")
+@click.option("--catchup-interval", type=click.FloatRange(min=1), default=300.0,
+              show_default=True, metavar="SECONDS",
+              help="Also scan for missing or stale rows this often, so a task lost "
+              "anywhere downstream is enqueued again.")
 def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: int,
-           no_catchup: bool) -> None:
+           no_catchup: bool, catchup_interval: float) -> None:
     """Turn row changes into tasks on the queue, until SIGINT/SIGTERM.
 
     \b
@@ -51,7 +55,8 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
         click.echo("warning: nothing consumes a memory queue outside this process; add "
                    "`--workers-in-process N` or use a redis/rabbitmq/kafka queue", err=True)
     published, caught_up = asyncio.run(
-        _listen(pipelines, queue_kind, workers_in_process, not no_catchup))
+        _listen(pipelines, queue_kind, workers_in_process, not no_catchup,
+                None if no_catchup else catchup_interval))
     click.echo(f"v10r listen: stopped; {published} task(s) published from notifications, "
                f"{caught_up} from catch-up scans", err=True)
 
@@ -83,14 +88,14 @@ def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -
 # ---- running ------------------------------------------------------------------------
 
 async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: int,
-                  catchup: bool) -> tuple[int, int]:
+                  catchup: bool, catchup_interval: float | None) -> tuple[int, int]:
     from v10r.listen.applied import resolve_all
     from v10r.listen.listener import Listener, ListenerSettings
 
     listen_stop, work_stop = asyncio.Event(), asyncio.Event()
     _on_signals(listen_stop)
     targets = await resolve_all(pipelines)
-    settings = ListenerSettings(catchup=catchup)
+    settings = ListenerSettings(catchup=catchup, catchup_interval_s=catchup_interval)
     async with AsyncExitStack() as stack:
         listeners: list[Listener] = []
         worker_runs = []

@@ -52,6 +52,9 @@ class ListenerSettings:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 30.0
     catchup: bool = True  # scan on start and after reconnects (`scan` notifications always)
+    # Also scan every so often: a task lost downstream (a broker or consumer bug, a
+    # purged dead-letter queue) is found by its stale hash and enqueued again.
+    catchup_interval_s: float | None = 300.0
     catchup_page_size: int = DEFAULT_PAGE_SIZE
     dedup_max_keys: int = DEFAULT_MAX_KEYS
     shutdown_timeout_s: float = 10.0
@@ -354,7 +357,8 @@ class Listener:
     async def _catchup_loop(self) -> None:
         backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
         while True:
-            await self._scan_wake.wait()
+            if not await _woken(self._scan_wake, self.settings.catchup_interval_s):
+                self._scan_requests.update(t.name for t in self.targets)  # periodic scan
             self._scan_wake.clear()
             names, self._scan_requests = self._scan_requests, set()
             targets = [t for t in self.targets if t.name in names]
@@ -386,6 +390,15 @@ def _dedup_key(row_id: Any) -> Hashable:
 
 def _describe(exc: BaseException) -> str:
     return mask_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+async def _woken(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for `event`, at most `timeout` seconds (None: forever); was it set?"""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

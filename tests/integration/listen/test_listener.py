@@ -161,3 +161,17 @@ async def test_the_listener_refuses_a_pipeline_that_is_not_applied(make_table) -
     message = str(caught.value)
     assert table.pipeline.name in message
     assert "v10r apply" in message
+
+
+async def test_tasks_lost_downstream_are_enqueued_again_by_the_periodic_scan(make_table) -> None:
+    table: Table = await make_table()
+    queue = MemoryQueue()
+    settings = fast_settings(catchup=False, catchup_interval_s=0.3)
+    async with running(Listener([table.target], queue, settings)) as listener:
+        await table.insert(range(1, 6))
+        lost = await collect_ids(queue, table.pipeline.name, set(range(1, 6)))
+        assert sorted(lost) == [1, 2, 3, 4, 5]  # taken and acked, never embedded: lost
+        again = await collect_ids(queue, table.pipeline.name, set(range(1, 6)))
+        await wait_until(lambda: listener.stats.caught_up_rows >= 5)
+    assert sorted(set(again)) == [1, 2, 3, 4, 5]
+    assert listener.stats.notifications == 5  # the scan, not a notification, found them
