@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,6 +36,7 @@ def test_demo_embeds_every_row_shows_live_changes_and_searches(tmp_path: Path) -
     assert len(hits) == 5 and "Shipping and delivery" in hits[0][0], out
     assert "Point v10r at your own database" in out
     assert "Traceback" not in result.stderr
+    assert not _processes_under(tmp_path), "the demo left its database running"
 
 
 def test_demo_reuses_its_database_on_the_next_run(tmp_path: Path) -> None:
@@ -46,3 +48,25 @@ def test_demo_reuses_its_database_on_the_next_run(tmp_path: Path) -> None:
     assert "273 help-centre articles" in again.stdout  # + the 3 live inserts of the first run
     reset = run_demo(data, "--reset")
     assert "270 help-centre articles" in reset.stdout
+
+
+def test_demo_on_kafka_runs_the_production_path(tmp_path: Path) -> None:
+    """`--queue kafka`: an embedded Kafka-protocol broker and a real `faust -A v10r worker`."""
+    result = run_demo(tmp_path / "demo", "--queue", "kafka")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "`faust -A v10r worker` ready" in out
+    assert re.search(r"embedding .* 270/270 .* 0 pending", out), out
+    assert len(re.findall(r"│ (?:insert|update) +│ +\d+ +│ .+ │ +[\d,]+ ms │", out)) == 4, out
+    assert "semantic search" in out
+    assert not _processes_under(tmp_path), "the demo left its database, broker or worker running"
+
+
+def _processes_under(directory: Path) -> list[str]:
+    """Processes started in, or given a path inside, `directory`."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        info = process.info
+        if str(directory) in " ".join(info["cmdline"] or []) + " " + (info["cwd"] or ""):
+            found.append(" ".join(info["cmdline"] or []))
+    return found

@@ -16,7 +16,10 @@ from v10r.cli.common import console, run
 @click.option("--reset", is_flag=True, help="Start over with a fresh database.")
 @click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True,
               help="In-process workers.")
-def demo(query: str | None, data_dir: Path, reset: bool, workers: int) -> None:
+@click.option("--queue", type=click.Choice(["memory", "kafka"]), default="memory",
+              show_default=True, help="`kafka` runs an embedded Kafka-protocol broker and a "
+              "`faust -A v10r worker` process: the production path on one machine.")
+def demo(query: str | None, data_dir: Path, reset: bool, workers: int, queue: str) -> None:
     """Embed a sample table end to end: no server, no Docker, no API key.
 
     \b
@@ -28,5 +31,5 @@ def demo(query: str | None, data_dir: Path, reset: bool, workers: int) -> None:
     from v10r.demo.run import DEFAULT_QUERY, DemoOptions, run_demo
 
     options = DemoOptions(data_dir=data_dir, query=query or DEFAULT_QUERY, reset=reset,
-                          workers=workers)
+                          workers=workers, queue=queue)
     run(run_demo(options, console()))

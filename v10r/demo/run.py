@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import time
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from v10r.compile.content_hash import fingerprint, source_hash, stored_hash
 from v10r.compile.names import PipelineNames
+from v10r.demo import backends
 from v10r.demo.dataset import create_database, load_articles
 from v10r.embedded.postgres import EmbeddedPostgres
 from v10r.ops.status import pipeline_counts
@@ -47,6 +47,7 @@ class DemoOptions:
     query: str
     reset: bool = False
     workers: int = 2
+    queue: str = "memory"  # or "kafka": embedded broker + `faust -A v10r worker`
 
 
 async def run_demo(options: DemoOptions, out: Console) -> None:
@@ -67,9 +68,7 @@ async def _run_with(server: EmbeddedPostgres, options: DemoOptions, out: Console
     from v10r.listen.applied import resolve_all
     from v10r.listen.listener import Listener
     from v10r.providers.local import LocalProvider
-    from v10r.queues.memory import MemoryQueue
     from v10r.reconcile import apply_pipelines
-    from v10r.work.runner import run_workers
 
     dsn = server.dsn_for(DEMO_DATABASE)
     await create_database(server.dsn, DEMO_DATABASE)
@@ -84,33 +83,33 @@ async def _run_with(server: EmbeddedPostgres, options: DemoOptions, out: Console
 
     [target] = await resolve_all([pipeline])
     provider = LocalProvider(max_batch_size=pipeline.embedding.batch_size)
-    queue = MemoryQueue(max_attempts=pipeline.queue.max_attempts)
-    await queue.start()
-    stop_listener, stop_workers = asyncio.Event(), asyncio.Event()
-    listener = Listener([target], queue)
-    listening = asyncio.create_task(listener.run(stop_listener))
-    working = asyncio.create_task(run_workers(
-        [pipeline], queue, options.workers, stop_workers,
-        providers={pipeline.name: provider}, names={pipeline.name: target.names}))
-    out.print(f"[bold]4.[/] listening on channel {target.names.channel}, "
-              f"{options.workers} in-process workers, local model {pipeline.model}")
+    if options.queue == "kafka":
+        transport = backends.kafka(pipeline, dsn, options.data_dir.resolve(), out)
+    else:
+        transport = backends.in_process(pipeline, target.names, provider, options.workers, out)
     try:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await _watch_backlog(conn, pipeline, target.names, out)
-            await _live_changes(conn, pipeline, target.names, out)
-            await _search(conn, provider, target.names, options.query, out)
-        finally:
-            await conn.close()
+        async with transport as queue:
+            stop_listener = asyncio.Event()
+            listening = asyncio.create_task(Listener([target], queue).run(stop_listener))
+            try:
+                await _show(dsn, pipeline, target.names, provider, options.query, out)
+            finally:
+                stop_listener.set()
+                await listening
     finally:
-        stop_listener.set()
-        await listening
-        stop_workers.set()
-        with contextlib.suppress(Exception):
-            await working
-        await queue.close()
         await provider.aclose()
     _next_steps(out)
+
+
+async def _show(dsn: str, pipeline: Pipeline, names: PipelineNames, provider: Provider,
+                query: str, out: Console) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _watch_backlog(conn, pipeline, names, out)
+        await _live_changes(conn, pipeline, names, out)
+        await _search(conn, provider, names, query, out)
+    finally:
+        await conn.close()
 
 
 async def _watch_backlog(conn: asyncpg.Connection, pipeline: Pipeline, names: PipelineNames,
