@@ -56,6 +56,7 @@ class _ForgetRevoked(ConsumerRebalanceListener):
         return None
 
 
+FETCH_MAX_WAIT_MS = 50
 MAX_BATCH_BYTES_ENV = "V10R_KAFKA_MAX_BATCH_BYTES"
 DEFAULT_MAX_BATCH_BYTES = 16384
 
@@ -179,7 +180,10 @@ class KafkaQueue:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=self.session_timeout_ms,
-            heartbeat_interval_ms=self.heartbeat_interval_ms)
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+            # A fetch waits at most this long for data: some brokers (the embedded one)
+            # hold an empty fetch for the whole wait, which would be the tasks' latency.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         tracker = OffsetTracker()
         await within("kafka", self.url, consumer.start())
         # Subscribing after start: the group join runs in the background and the
