@@ -10,24 +10,18 @@ from contextlib import AsyncExitStack
 
 import click
 
-from v10r.cli.common import spec_paths, specs_argument
-from v10r.errors import SpecError
+from v10r.cli.common import specs_argument
+from v10r.cli.queues import by_queue, kind_of, load_specs, open_queue, queue_option, select
 from v10r.listen.targets import Target
 from v10r.queues.base import Queue
-from v10r.spec.load import load_paths
 from v10r.spec.model import Pipeline
-from v10r.spec.model import Queue as QueueSpec
 
-QUEUE_KINDS = ["memory", "redis", "rabbitmq", "kafka"]
-
-queue_option = click.option(
-    "--queue", "queue_kind", type=click.Choice(QUEUE_KINDS), default=None,
-    help="Queue to publish to instead of each pipeline's `queue.kind`.")
+queue_choice = queue_option("Queue to publish to instead of each pipeline's `queue.kind`.")
 
 
 @click.command()
 @specs_argument
-@queue_option
+@queue_choice
 @click.option("--workers-in-process", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Also run N workers per pipeline in this process (dev mode; the queue "
               "defaults to memory).")
@@ -43,15 +37,16 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
     """Turn row changes into tasks on the queue, until SIGINT/SIGTERM.
 
     \b
-    On start (and after every reconnect) a catch-up scan enqueues rows whose vector is
-    missing or stale, so changes made while the listener was down are not lost.
+    On start, after every reconnect and every --catchup-interval, a catch-up scan
+    enqueues rows whose vector is missing or stale, so changes made while the listener
+    was down, or tasks lost downstream, are not lost.
     Exit codes: 0 stopped cleanly; 1 a pipeline is not applied, or the database or
     queue cannot be reached; 2 usage error.
     """
-    pipelines = _load(paths)
+    pipelines = load_specs(paths)
     if workers_in_process and queue_kind is None:
         queue_kind = "memory"
-    elif not workers_in_process and any(_kind(p, queue_kind) == "memory" for p in pipelines):
+    elif not workers_in_process and any(kind_of(p, queue_kind) == "memory" for p in pipelines):
         click.echo("warning: nothing consumes a memory queue outside this process; add "
                    "`--workers-in-process N` or use a redis/rabbitmq/kafka queue", err=True)
     published, caught_up = asyncio.run(
@@ -63,7 +58,7 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
 
 @click.command()
 @specs_argument
-@queue_option
+@queue_choice
 @click.option("--pipeline", "only", default=None, help="Only this pipeline.")
 def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -> None:
     """Enqueue every row whose vector is missing or stale, then exit.
@@ -73,8 +68,8 @@ def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -
     workers do the embedding. Exit codes: 0 done; 1 a pipeline is not applied, or the
     database or queue cannot be reached; 2 usage error.
     """
-    pipelines = _select(_load(paths), only)
-    memory = [p.name for p in pipelines if _kind(p, queue_kind) == "memory"]
+    pipelines = select(load_specs(paths), only)
+    memory = [p.name for p in pipelines if kind_of(p, queue_kind) == "memory"]
     if memory:
         raise click.UsageError(
             f"pipeline(s) {', '.join(memory)} use a memory queue, which no other process can "
@@ -99,8 +94,8 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
     async with AsyncExitStack() as stack:
         listeners: list[Listener] = []
         worker_runs = []
-        for group in _by_queue(targets, queue_kind):
-            queue = await _open_queue(stack, group, queue_kind)
+        for group in _targets_by_queue(targets, queue_kind):
+            queue = await open_queue(stack, [t.pipeline for t in group], queue_kind)
             listeners += [Listener(db_group, queue, settings) for db_group in _by_database(group)]
             if workers:
                 worker_runs.append(_workers(group, queue, workers, work_stop))
@@ -144,8 +139,8 @@ async def _backfill(pipelines: list[Pipeline], queue_kind: str | None) -> dict[s
     targets = await resolve_all(pipelines)
     counts: dict[str, int] = {}
     async with AsyncExitStack() as stack:
-        for group in _by_queue(targets, queue_kind):
-            queue = await _open_queue(stack, group, queue_kind)
+        for group in _targets_by_queue(targets, queue_kind):
+            queue = await open_queue(stack, [t.pipeline for t in group], queue_kind)
             result = await catch_up(group, queue)
             counts.update(result.enqueued)
     return counts
@@ -153,42 +148,10 @@ async def _backfill(pipelines: list[Pipeline], queue_kind: str | None) -> dict[s
 
 # ---- helpers ------------------------------------------------------------------------
 
-def _load(paths: tuple[str, ...]) -> list[Pipeline]:
-    try:
-        result = load_paths(spec_paths(paths))
-    except SpecError as exc:
-        raise click.UsageError(exc.message) from None
-    return result.raise_for_errors()
-
-
-def _select(pipelines: list[Pipeline], only: str | None) -> list[Pipeline]:
-    if only is None:
-        return pipelines
-    chosen = [p for p in pipelines if p.name == only]
-    if not chosen:
-        known = ", ".join(sorted(p.name for p in pipelines)) or "none"
-        raise click.UsageError(f"no pipeline named {only!r} in the specs (found: {known})")
-    return chosen
-
-
-def _kind(pipeline: Pipeline, override: str | None) -> str:
-    return override or pipeline.queue.kind
-
-
-def _queue_spec(pipeline: Pipeline, override: str | None) -> QueueSpec:
-    spec = pipeline.queue
-    if override and override != spec.kind:
-        spec = spec.model_copy(update={"kind": override, "url": None})
-    return spec
-
-
-def _by_queue(targets: list[Target], override: str | None) -> list[list[Target]]:
-    """Targets sharing one broker connection: same kind, URL and settings."""
-    groups: dict[str, list[Target]] = {}
-    for target in targets:
-        key = _queue_spec(target.pipeline, override).model_dump_json(exclude={"dedup_window_ms"})
-        groups.setdefault(key, []).append(target)
-    return list(groups.values())
+def _targets_by_queue(targets: list[Target], override: str | None) -> list[list[Target]]:
+    by_name = {t.name: t for t in targets}
+    return [[by_name[p.name] for p in group]
+            for group in by_queue([t.pipeline for t in targets], override)]
 
 
 def _by_database(targets: list[Target]) -> list[list[Target]]:
@@ -196,16 +159,6 @@ def _by_database(targets: list[Target]) -> list[list[Target]]:
     for target in targets:
         groups.setdefault(target.pipeline.database, []).append(target)
     return list(groups.values())
-
-
-async def _open_queue(stack: AsyncExitStack, group: list[Target], override: str | None) -> Queue:
-    from v10r.queues.factory import create_queue
-
-    queue = create_queue(_queue_spec(group[0].pipeline, override),
-                         pipelines=[t.name for t in group])
-    await queue.start()
-    stack.push_async_callback(queue.close)
-    return queue
 
 
 def _on_signals(stop: asyncio.Event) -> None:

@@ -6,32 +6,25 @@ import asyncio
 import json
 import logging
 import signal
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 
-from v10r.cli.common import console, spec_paths, specs_argument
-from v10r.errors import SpecError
+from v10r.cli.common import console, specs_argument
+from v10r.cli.queues import by_queue, kind_of, load_specs, open_queue, queue_option, select
 from v10r.queues.base import DeadLetter, Queue
-from v10r.spec.load import load_paths
 from v10r.spec.model import Pipeline
-from v10r.spec.model import Queue as QueueSpec
 
 log = logging.getLogger(__name__)
 
-QUEUE_KINDS = ["redis", "rabbitmq", "memory", "kafka"]
-
-queue_option = click.option(
-    "--queue", "queue_kind", type=click.Choice(QUEUE_KINDS), default=None,
-    help="Queue to use instead of each pipeline's `queue.kind`.")
+queue_choice = queue_option("Queue to use instead of each pipeline's `queue.kind`.")
 
 
 @click.command()
 @specs_argument
-@queue_option
+@queue_choice
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Concurrent consumer loops per pipeline.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=256, show_default=True,
@@ -49,8 +42,8 @@ def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_s
     `faust -A v10r worker` instead. Exit codes: 0 stopped cleanly; 1 a database,
     queue or provider could not be reached, or a spec is invalid; 2 usage error.
     """
-    pipelines = _load(paths)
-    if any(_kind(p, queue_kind) == "memory" for p in pipelines):
+    pipelines = load_specs(paths)
+    if any(kind_of(p, queue_kind) == "memory" for p in pipelines):
         click.echo("warning: a memory queue only carries tasks within one process; use "
                    "`v10r listen --workers-in-process N` or a redis/rabbitmq/kafka queue",
                    err=True)
@@ -71,8 +64,8 @@ async def _serve(pipelines: list[Pipeline], queue_kind: str | None, workers: int
     stats: dict = {}
     async with AsyncExitStack() as stack:
         runs = []
-        for group in _by_queue(pipelines, queue_kind):
-            queue = await _open_queue(stack, group, queue_kind)
+        for group in by_queue(pipelines, queue_kind):
+            queue = await open_queue(stack, group, queue_kind)
             if reclaim_after is not None:
                 _set_reclaim(queue, reclaim_after)
             runs.append(run_workers(group, queue, workers, stop, batch_size=batch_size,
@@ -124,14 +117,14 @@ def dlq() -> None:
 @dlq.command("list")
 @specs_argument
 @click.option("--pipeline", "only", default=None, help="Only this pipeline.")
-@queue_option
+@queue_choice
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def dlq_list(paths: tuple[str, ...], only: str | None, queue_kind: str | None, limit: int,
              fmt: str) -> None:
     """List dead-lettered tasks: id, pipeline, row, attempts, when and why they failed."""
-    pipelines = _select(_load(paths), only)
+    pipelines = select(load_specs(paths), only)
     letters = asyncio.run(_dead_letters(pipelines, queue_kind, limit))
     if fmt == "json":
         click.echo(json.dumps([_as_json(name, d) for name, d in letters], indent=2))
@@ -151,12 +144,12 @@ def dlq_list(paths: tuple[str, ...], only: str | None, queue_kind: str | None, l
 @dlq.command("replay")
 @specs_argument
 @click.option("--pipeline", "only", default=None, help="Only this pipeline.")
-@queue_option
+@queue_choice
 @click.option("--id", "ids", multiple=True, help="Replay only this dead letter (repeatable).")
 def dlq_replay(paths: tuple[str, ...], only: str | None, queue_kind: str | None,
                ids: tuple[str, ...]) -> None:
     """Put dead-lettered tasks back on the queue as fresh tasks (all, or those with --id)."""
-    pipelines = _select(_load(paths), only)
+    pipelines = select(load_specs(paths), only)
     counts = asyncio.run(_replay(pipelines, queue_kind, list(ids) or None))
     for name, count in counts.items():
         click.echo(f"{name}: {count} task(s) replayed")
@@ -166,8 +159,8 @@ async def _dead_letters(pipelines: list[Pipeline], queue_kind: str | None,
                         limit: int) -> list[tuple[str, DeadLetter]]:
     found: list[tuple[str, DeadLetter]] = []
     async with AsyncExitStack() as stack:
-        for group in _by_queue(pipelines, queue_kind):
-            queue = await _open_queue(stack, group, queue_kind)
+        for group in by_queue(pipelines, queue_kind):
+            queue = await open_queue(stack, group, queue_kind)
             for pipeline in group:
                 found += [(pipeline.name, d) for d in await queue.dead_letters(pipeline.name,
                                                                                 limit)]
@@ -178,60 +171,11 @@ async def _replay(pipelines: list[Pipeline], queue_kind: str | None,
                   ids: list[str] | None) -> dict[str, int]:
     counts: dict[str, int] = {}
     async with AsyncExitStack() as stack:
-        for group in _by_queue(pipelines, queue_kind):
-            queue = await _open_queue(stack, group, queue_kind)
+        for group in by_queue(pipelines, queue_kind):
+            queue = await open_queue(stack, group, queue_kind)
             for pipeline in group:
                 counts[pipeline.name] = await queue.replay(pipeline.name, ids)
     return counts
-
-
-def _load(paths: tuple[str, ...]) -> list[Pipeline]:
-    try:
-        result = load_paths(spec_paths(paths))
-    except SpecError as exc:
-        raise click.UsageError(exc.message) from None
-    return result.raise_for_errors()
-
-
-def _select(pipelines: list[Pipeline], only: str | None) -> list[Pipeline]:
-    if only is None:
-        return pipelines
-    chosen = [p for p in pipelines if p.name == only]
-    if not chosen:
-        known = ", ".join(sorted(p.name for p in pipelines)) or "none"
-        raise click.UsageError(f"no pipeline named {only!r} in the specs (found: {known})")
-    return chosen
-
-
-def _kind(pipeline: Pipeline, override: str | None) -> str:
-    return override or pipeline.queue.kind
-
-
-def _by_queue(pipelines: Sequence[Pipeline], override: str | None) -> list[list[Pipeline]]:
-    """Pipelines sharing one broker connection: same kind, URL and settings."""
-    groups: dict[str, list[Pipeline]] = {}
-    for pipeline in pipelines:
-        spec = _queue_spec(pipeline, override)
-        key = spec.model_dump_json(exclude={"dedup_window_ms"})
-        groups.setdefault(key, []).append(pipeline)
-    return list(groups.values())
-
-
-def _queue_spec(pipeline: Pipeline, override: str | None) -> QueueSpec:
-    spec = pipeline.queue
-    if override and override != spec.kind:
-        spec = spec.model_copy(update={"kind": override, "url": None})
-    return spec
-
-
-async def _open_queue(stack: AsyncExitStack, group: list[Pipeline],
-                      override: str | None) -> Queue:
-    from v10r.queues.factory import create_queue
-
-    queue = create_queue(_queue_spec(group[0], override), pipelines=[p.name for p in group])
-    await queue.start()
-    stack.push_async_callback(queue.close)
-    return queue
 
 
 def _as_json(pipeline: str, letter: DeadLetter) -> dict:
