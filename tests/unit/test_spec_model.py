@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from v10r.spec.load import load_paths
@@ -56,7 +57,7 @@ def test_provider_defaults_fill_model_dimensions_and_url() -> None:
 
 def test_specs_are_immutable() -> None:
     p = Pipeline.model_validate({"name": "p", "source": {"table": "t", "columns": ["a"]}})
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         p.name = "other"  # type: ignore[misc]
 
 

@@ -6,6 +6,7 @@ in the catch-up scan, so a row is in or out of a pipeline by the same rule every
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from v10r.spec.identifiers import quote_ident, quote_literal
@@ -21,7 +22,7 @@ def literal(value: Scalar) -> str:
         case int():
             return str(value)
         case float():
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 raise ValueError("filter values must be finite numbers")
             return repr(value)
         case str():

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from v10r.compile.names import PipelineNames
+from v10r.embedded.process import terminate
 from v10r.errors import ConnectionFailed
 from v10r.providers.base import Provider
 from v10r.queues.base import Queue
@@ -106,12 +106,5 @@ def _start_faust(kafka_url: str, dsn: str, data_dir: Path) -> tuple[subprocess.P
     return worker, time.monotonic() - started
 
 
-def _stop(worker: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    if worker.poll() is not None:
-        return
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    terminate(worker, 30.0, group=True)

@@ -30,14 +30,14 @@ DEMO_DATABASE = "v10r_demo"
 DEFAULT_QUERY = "I forgot my password and cannot log in"
 
 LIVE_CHANGES = [
-    ("insert", "Gift cards", "<p>Gift cards never expire and can be spent on any order, "
-     "including sale items.</p>"),
-    ("insert", "Dark mode", "<p>Switch the app to dark mode under Profile, then Appearance; "
-     "it follows your system setting by default.</p>"),
-    ("insert", "Keyboard shortcuts", "<p>Press the question mark key anywhere to see every "
-     "keyboard shortcut.</p>"),
-    ("update", None, "<p>Passwords can now be replaced by passkeys: sign in with your "
-     "fingerprint or face instead of typing a password.</p>"),
+    ("insert", "Gift cards", ("<p>Gift cards never expire and can be spent on any order, "
+                              "including sale items.</p>")),
+    ("insert", "Dark mode", ("<p>Switch the app to dark mode under Profile, then "
+                             "Appearance; it follows your system setting by default.</p>")),
+    ("insert", "Keyboard shortcuts", ("<p>Press the question mark key anywhere to see every "
+                                      "keyboard shortcut.</p>")),
+    ("update", None, ("<p>Passwords can now be replaced by passkeys: sign in with your "
+                      "fingerprint or face instead of typing a password.</p>")),
 ]
 
 
@@ -138,7 +138,6 @@ async def _live_changes(conn: asyncpg.Connection, pipeline: Pipeline, names: Pip
         table.add_column(column, justify="right" if column == "vector after" else "left")
     fp = fingerprint(pipeline)
     for kind, title, body in LIVE_CHANGES:
-        started = time.perf_counter()
         if kind == "insert":
             row_id = await conn.fetchval(
                 "INSERT INTO public.documents (title, topic, body) VALUES ($1, 'New', $2) "

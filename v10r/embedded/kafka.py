@@ -9,8 +9,6 @@ front and produces with acks=all only.
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from v10r.embedded.process import terminate
 from v10r.errors import ConnectionFailed
 from v10r.queues.kafka import MAX_BATCH_BYTES_ENV
 
@@ -109,14 +108,8 @@ class EmbeddedKafka:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+        if process is not None:
+            terminate(process, timeout)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -134,7 +134,7 @@ class EmbeddedPostgres:
         if run_as is not None:  # drop root's groups too: group bits would deny traversal
             entry = pwd.getpwnam(run_as)
             identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        result = subprocess.run([str(a) for a in argv], **identity, env=env, timeout=timeout,
+        result = subprocess.run([str(a) for a in argv], **identity, env=env, timeout=timeout, check=False,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, cwd="/")
         if check and result.returncode != 0:
