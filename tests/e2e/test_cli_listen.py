@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from v10r.embedded.postgres import free_port
 from v10r.queues.redis import RedisQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.load import load_pipelines
@@ -120,6 +122,33 @@ async def test_listen_with_in_process_workers_embeds_inserted_rows(memory_setup:
     dims = await setup.db.fetchval(f'SELECT vector_dims(body_embedding) FROM "{setup.table}" '
                                    "LIMIT 1")
     assert dims == 384
+
+
+async def test_metrics_count_notifications_and_written_rows(memory_setup: Setup):
+    setup = memory_setup
+    port = free_port()
+    process = await start_listen(setup, "--workers-in-process", "1", "--no-catchup",
+                                 "--metrics-port", str(port))
+    try:
+        await setup.db.execute(f'INSERT INTO "{setup.table}" SELECT i, \'row \' || i '
+                               "FROM generate_series(1, 7) i")
+        async with httpx.AsyncClient() as client, asyncio.timeout(WAIT_S):
+            while "v10r_worker_written_total{pipeline=" not in (text := await _metrics(
+                    client, port)) or f'pipeline="{setup.name}"}} 7' not in text:
+                await asyncio.sleep(0.1)
+            missing = await client.get(f"http://127.0.0.1:{port}/")
+    finally:
+        code, err = await stop(process)
+    assert code == 0, err
+    assert "# TYPE v10r_listener_notifications_total counter" in text
+    assert 'v10r_listener_notifications_total{database="default"} 7' in text
+    assert f'v10r_worker_written_total{{pipeline="{setup.name}"}} 7' in text
+    assert 'v10r_listener_paused{database="default"} 0' in text
+    assert missing.status_code == 404
+
+
+async def _metrics(client: httpx.AsyncClient, port: int) -> str:
+    return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
 
 
 async def test_sigterm_stops_the_listener_cleanly(memory_setup: Setup):

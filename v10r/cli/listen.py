@@ -11,7 +11,15 @@ from contextlib import AsyncExitStack
 import click
 
 from v10r.cli.common import specs_argument
-from v10r.cli.queues import by_queue, kind_of, load_specs, open_queue, queue_option, select
+from v10r.cli.queues import (
+    by_queue,
+    kind_of,
+    load_specs,
+    metrics_option,
+    open_queue,
+    queue_option,
+    select,
+)
 from v10r.listen.targets import Target
 from v10r.queues.base import Queue
 from v10r.spec.model import Pipeline
@@ -32,8 +40,9 @@ queue_choice = queue_option("Queue to publish to instead of each pipeline's `que
               show_default=True, metavar="SECONDS",
               help="Also scan for missing or stale rows this often, so a task lost "
               "anywhere downstream is enqueued again.")
+@metrics_option
 def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: int,
-           no_catchup: bool, catchup_interval: float) -> None:
+           no_catchup: bool, catchup_interval: float, metrics_port: int | None) -> None:
     """Turn row changes into tasks on the queue, until SIGINT/SIGTERM.
 
     \b
@@ -51,7 +60,7 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
                    "`--workers-in-process N` or use a redis/rabbitmq/kafka queue", err=True)
     published, caught_up = asyncio.run(
         _listen(pipelines, queue_kind, workers_in_process, not no_catchup,
-                None if no_catchup else catchup_interval))
+                None if no_catchup else catchup_interval, metrics_port))
     click.echo(f"v10r listen: stopped; {published} task(s) published from notifications, "
                f"{caught_up} from catch-up scans", err=True)
 
@@ -83,22 +92,28 @@ def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -
 # ---- running ------------------------------------------------------------------------
 
 async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: int,
-                  catchup: bool, catchup_interval: float | None) -> tuple[int, int]:
+                  catchup: bool, catchup_interval: float | None,
+                  metrics_port: int | None) -> tuple[int, int]:
     from v10r.listen.applied import resolve_all
-    from v10r.listen.listener import Listener, ListenerSettings
+    from v10r.listen.listener import Listener, ListenerSettings, listener_samples
+    from v10r.ops.metrics import serving
+    from v10r.work.worker import worker_samples
 
     listen_stop, work_stop = asyncio.Event(), asyncio.Event()
     _on_signals(listen_stop)
     targets = await resolve_all(pipelines)
     settings = ListenerSettings(catchup=catchup, catchup_interval_s=catchup_interval)
+    listeners: list[Listener] = []
+    stats: dict = {}
+    metrics = serving(metrics_port, lambda: listener_samples(listeners) + worker_samples(stats))
     async with AsyncExitStack() as stack:
-        listeners: list[Listener] = []
+        await stack.enter_async_context(metrics)
         worker_runs = []
         for group in _targets_by_queue(targets, queue_kind):
             queue = await open_queue(stack, [t.pipeline for t in group], queue_kind)
             listeners += [Listener(db_group, queue, settings) for db_group in _by_database(group)]
             if workers:
-                worker_runs.append(_workers(group, queue, workers, work_stop))
+                worker_runs.append(_workers(group, queue, workers, work_stop, stats))
         workers_task = asyncio.gather(*worker_runs)
         if worker_runs:  # workers that fail to start stop the listener too
             workers_task.add_done_callback(lambda _t: listen_stop.set())
@@ -115,11 +130,11 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
 
 
 async def _workers(targets: list[Target], queue: Queue, concurrency: int,
-                   stop: asyncio.Event) -> None:
+                   stop: asyncio.Event, stats: dict) -> None:
     from v10r.work.runner import run_workers
 
     await run_workers([t.pipeline for t in targets], queue, concurrency, stop,
-                      names={t.name: t.names for t in targets})
+                      names={t.name: t.names for t in targets}, stats=stats)
 
 
 async def _announce(listeners: Sequence, targets: list[Target], workers: int) -> None:

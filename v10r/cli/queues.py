@@ -26,6 +26,11 @@ def queue_option(help: str) -> click.Option:
                         help=help)
 
 
+metrics_option = click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+    help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics.")
+
+
 def load_specs(paths: tuple[str, ...]) -> list[Pipeline]:
     """The pipelines, or a usage error (bad path) / `SpecError` (invalid specs)."""
     try:

@@ -13,7 +13,15 @@ import click
 from rich.table import Table
 
 from v10r.cli.common import console, specs_argument
-from v10r.cli.queues import by_queue, kind_of, load_specs, open_queue, queue_option, select
+from v10r.cli.queues import (
+    by_queue,
+    kind_of,
+    load_specs,
+    metrics_option,
+    open_queue,
+    queue_option,
+    select,
+)
 from v10r.queues.base import DeadLetter, Queue
 from v10r.spec.model import Pipeline
 
@@ -32,8 +40,9 @@ queue_choice = queue_option("Queue to use instead of each pipeline's `queue.kind
 @click.option("--reclaim-after", type=click.FloatRange(0.05, 86_400), default=None,
               help="Redis: take over tasks a crashed worker left pending this many seconds "
               "(default 30).")
+@metrics_option
 def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_size: int,
-           reclaim_after: float | None) -> None:
+           reclaim_after: float | None, metrics_port: int | None) -> None:
     """Embed changed rows from the queue and write their vectors, until SIGINT/SIGTERM.
 
     \b
@@ -47,7 +56,8 @@ def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_s
         click.echo("warning: a memory queue only carries tasks within one process; use "
                    "`v10r listen --workers-in-process N` or a redis/rabbitmq/kafka queue",
                    err=True)
-    stats = asyncio.run(_serve(pipelines, queue_kind, workers, batch_size, reclaim_after))
+    stats = asyncio.run(_serve(pipelines, queue_kind, workers, batch_size, reclaim_after,
+                               metrics_port))
     for name, counters in stats.items():
         snap = counters.snapshot()
         click.echo(f"{name}: {snap['processed']} processed ({snap['written']} written, "
@@ -56,13 +66,16 @@ def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_s
 
 
 async def _serve(pipelines: list[Pipeline], queue_kind: str | None, workers: int,
-                 batch_size: int, reclaim_after: float | None) -> dict:
+                 batch_size: int, reclaim_after: float | None, metrics_port: int | None) -> dict:
+    from v10r.ops.metrics import serving
     from v10r.work.runner import run_workers
+    from v10r.work.worker import worker_samples
 
     stop = asyncio.Event()
     _on_signals(stop)
     stats: dict = {}
     async with AsyncExitStack() as stack:
+        await stack.enter_async_context(serving(metrics_port, lambda: worker_samples(stats)))
         runs = []
         for group in by_queue(pipelines, queue_kind):
             queue = await open_queue(stack, group, queue_kind)

@@ -32,6 +32,7 @@ from v10r.errors import V10rError
 from v10r.listen.catchup import DEFAULT_PAGE_SIZE, catch_up
 from v10r.listen.dedup import DEFAULT_MAX_KEYS, Deduplicator
 from v10r.listen.targets import Target
+from v10r.ops.metrics import Sample
 from v10r.queues.base import Queue
 from v10r.redact import mask_text
 from v10r.tasks import Task
@@ -413,3 +414,25 @@ async def _wait_any(events: Sequence[asyncio.Event], timeout: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+def listener_samples(listeners: Sequence[Listener]) -> list[Sample]:
+    """Prometheus samples of the listeners' counters and buffers (see `v10r.ops.metrics`)."""
+    counters = [("notifications", "notifications received"),
+                ("published", "tasks published from notifications"),
+                ("caught_up_rows", "tasks published by catch-up scans"),
+                ("catchups", "catch-up scans run"),
+                ("connections", "database connections opened (1 + reconnects)"),
+                ("bad_payloads", "notifications that could not be read")]
+    samples = []
+    for listener in listeners:
+        labels = (("database", listener.database.name),)
+        samples += [Sample(f"listener_{field}_total", getattr(listener.stats, field), help,
+                           labels=labels) for field, help in counters]
+        samples += [
+            Sample("listener_buffered_tasks", listener.buffered, "tasks waiting to be published",
+                   "gauge", labels),
+            Sample("listener_paused", int(listener.paused),
+                   "1 while reading notifications is paused (backpressure)", "gauge", labels),
+        ]
+    return samples

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import asyncpg
 
 from v10r.errors import ConnectionFailed, PlanError, QueueError
+from v10r.ops.metrics import Sample
 from v10r.queues.base import Delivery, Queue
 from v10r.redact import mask_text
 from v10r.work.core import BatchOutcome, BatchProcessor, Status, TaskOutcome
@@ -192,3 +193,15 @@ def _by_error(deliveries: Sequence[Delivery], outcome: BatchOutcome,
     for i in outcome.indices(done=False, retryable=retryable):
         groups.setdefault(outcome.outcomes[i].error or "failed", []).append(deliveries[i])
     return groups
+
+
+def worker_samples(stats: dict[str, WorkerStats]) -> list[Sample]:
+    """Prometheus samples of every pipeline's counters (see `v10r.ops.metrics`)."""
+    described = [("processed", "tasks acked"), ("written", "rows whose vector was written"),
+                 ("skipped", "tasks acked without a write (unchanged, gone, superseded)"),
+                 ("failed", "tasks given back for another attempt"),
+                 ("dead_lettered", "tasks sent to the dead-letter queue"),
+                 ("errors", "database or broker errors that made a loop back off"),
+                 ("batches", "batches processed")]
+    return [Sample(f"worker_{field}_total", getattr(s, field), help, labels=(("pipeline", name),))
+            for field, help in described for name, s in sorted(stats.items())]
