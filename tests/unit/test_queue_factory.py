@@ -68,3 +68,4 @@ def test_connection_errors_mask_the_password_wherever_it_appears() -> None:
     url = "amqp://guest:hunter22@mq:5672/"
     error = unreachable("rabbitmq", url, OSError(f"refused by {url} (password hunter22)"))
     assert "hunter22" not in str(error) and "mq:5672" in str(error) and error.hint
+

@@ -18,16 +18,39 @@ from v10r.queues.base import DeadLetter, Delivery
 from v10r.tasks import Task
 
 
+DEFAULT_MAX_PENDING = 10_000
+
+
 @dataclass
 class MemoryBroker:
-    """Shared state: one FIFO of (task, attempts) per pipeline, and the dead letters."""
+    """Shared state: one FIFO of (task, attempts) per pipeline, and the dead letters.
 
+    Publishing waits while a pipeline has `max_pending` tasks queued, so a producer
+    faster than the workers (a catch-up scan of a large table) is slowed down rather
+    than holding the whole table in memory. Retries and give-backs never wait.
+    """
+
+    max_pending: int = DEFAULT_MAX_PENDING
     queues: dict[str, asyncio.Queue[tuple[Task, int]]] = field(default_factory=dict)
     dead: dict[str, list[DeadLetter]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _space: dict[str, asyncio.Event] = field(default_factory=dict, repr=False)
 
     def queue(self, pipeline: str) -> asyncio.Queue[tuple[Task, int]]:
         return self.queues.setdefault(pipeline, asyncio.Queue())
+
+    async def wait_for_space(self, pipeline: str) -> None:
+        queue = self.queue(pipeline)
+        while queue.qsize() >= self.max_pending:
+            space = self._space.setdefault(pipeline, asyncio.Event())
+            space.clear()
+            await space.wait()
+
+    def taken(self, pipeline: str) -> None:
+        """Called after tasks leave the queue: wake publishers waiting for room."""
+        space = self._space.get(pipeline)
+        if space is not None and self.queue(pipeline).qsize() < self.max_pending:
+            space.set()
 
 
 class MemoryQueue:
@@ -50,6 +73,7 @@ class MemoryQueue:
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
         queue = self.broker.queue(pipeline)
         for task in tasks:
+            await self.broker.wait_for_space(pipeline)
             queue.put_nowait((task, 1))
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
@@ -62,6 +86,7 @@ class MemoryQueue:
                 return []
         while len(taken) < max_batch and not queue.empty():
             taken.append(queue.get_nowait())
+        self.broker.taken(pipeline)
         return [self._hand_out(pipeline, task, attempts) for task, attempts in taken]
 
     def _hand_out(self, pipeline: str, task: Task, attempts: int) -> Delivery:
