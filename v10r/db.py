@@ -7,7 +7,6 @@ vectors travel as binary (about 8x faster than text for batched writes).
 
 from __future__ import annotations
 
-import asyncio
 import ssl as ssl_module
 from typing import Any, Literal
 
@@ -64,8 +63,7 @@ async def connect_dsn(dsn: str, *, pipeline: str | None = None, timeout: float =
                       vector_codec: bool = True, **kwargs: Any) -> asyncpg.Connection:
     try:
         conn = await asyncpg.connect(dsn, timeout=timeout, **kwargs)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-            ValueError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise _failure(exc, dsn, pipeline) from None
     if vector_codec:
         await _init_connection(conn)
@@ -85,8 +83,7 @@ async def create_pool(database: Database, role: Role = "write", *, pipeline: str
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                          init=_init_connection, **_connect_kwargs(database))
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-            ValueError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise _failure(exc, dsn, pipeline) from None
     assert pool is not None
     return pool

@@ -22,10 +22,10 @@ from tests.integration.faust.helpers import FaustWorker, kafka_spec, wait_for, w
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.compile.names import pipeline_names
 from v10r.embedded.kafka import EmbeddedKafka
-from v10r.providers.deterministic import deterministic_vector
-from v10r.queues.kafka import KafkaQueue
 from v10r.listen.catchup import catch_up
 from v10r.listen.targets import Target
+from v10r.providers.deterministic import deterministic_vector
+from v10r.queues.kafka import KafkaQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.model import Pipeline
 from v10r.stream.progress import read_progress
