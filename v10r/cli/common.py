@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -32,3 +33,15 @@ def console(stderr: bool = False) -> Console:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def stop_on_signals(stop: asyncio.Event, message: str) -> None:
+    """SIGINT/SIGTERM set `stop` (saying `message` once): the command finishes cleanly."""
+    def stopping() -> None:
+        if not stop.is_set():
+            click.echo(message, err=True)
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping)

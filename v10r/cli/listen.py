@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 import click
 
-from v10r.cli.common import specs_argument
+from v10r.cli.common import specs_argument, stop_on_signals
 from v10r.cli.queues import (
     by_queue,
     kind_of,
@@ -100,7 +98,7 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
     from v10r.work.worker import worker_samples
 
     listen_stop, work_stop = asyncio.Event(), asyncio.Event()
-    _on_signals(listen_stop)
+    stop_on_signals(listen_stop, "stopping: publishing what is buffered...")
     targets = await resolve_all(pipelines)
     settings = ListenerSettings(catchup=catchup, catchup_interval_s=catchup_interval)
     listeners: list[Listener] = []
@@ -174,15 +172,3 @@ def _by_database(targets: list[Target]) -> list[list[Target]]:
     for target in targets:
         groups.setdefault(target.pipeline.database, []).append(target)
     return list(groups.values())
-
-
-def _on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _stopping, stop)
-
-
-def _stopping(stop: asyncio.Event) -> None:
-    if not stop.is_set():
-        print("stopping: publishing what is buffered...", file=sys.stderr, flush=True)
-    stop.set()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 
-from v10r.cli.common import console, specs_argument
+from v10r.cli.common import console, specs_argument, stop_on_signals
 from v10r.cli.queues import (
     by_queue,
     kind_of,
@@ -72,7 +71,7 @@ async def _serve(pipelines: list[Pipeline], queue_kind: str | None, workers: int
     from v10r.work.worker import worker_samples
 
     stop = asyncio.Event()
-    _on_signals(stop)
+    stop_on_signals(stop, "stopping: finishing the batches in hand...")
     stats: dict = {}
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(serving(metrics_port, lambda: worker_samples(stats)))
@@ -100,16 +99,6 @@ async def _gather_or_stop(runs: list, stop: asyncio.Event) -> None:
         raise
 
 
-def _on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _stopping, stop)
-
-
-def _stopping(stop: asyncio.Event) -> None:
-    if not stop.is_set():
-        click.echo("stopping: finishing the batches in hand...", err=True)
-    stop.set()
 
 
 def _set_reclaim(queue: Queue, seconds: float) -> None:
