@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from v10r.errors import QueueError
 
 TASK_VERSION = 1
+
+Origin = Literal["live", "catchup"]  # a change notification, or a catch-up scan / backfill
 
 RowKey = Any  # a scalar for single-column keys, a {column: value} dict for composite keys
 
@@ -26,6 +28,7 @@ class Task:
     id: RowKey
     text_column: str  # the first source column; all of the pipeline's columns are read
     embedding_column: str
+    origin: Origin = "live"  # live work goes before backfill where a rate limit applies
     v: int = TASK_VERSION
 
     def to_json(self) -> bytes:
@@ -38,6 +41,7 @@ class Task:
                 "id": self.id,
                 "text_column": self.text_column,
                 "embedding_column": self.embedding_column,
+                "origin": self.origin,
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -61,6 +65,7 @@ class Task:
                 id=data["id"],
                 text_column=data["text_column"],
                 embedding_column=data["embedding_column"],
+                origin="catchup" if data.get("origin") == "catchup" else "live",
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise QueueError(f"malformed task message: {exc}") from None

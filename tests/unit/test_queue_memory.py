@@ -26,3 +26,12 @@ async def test_memory_publish_waits_for_room_instead_of_growing_without_bound() 
         assert queue.broker.queue("p").qsize() <= 10
     await asyncio.wait_for(publishing, 1.0)
     assert seen == list(range(25))
+
+
+def test_task_origin_survives_the_wire_and_old_messages_read_as_live() -> None:
+    task = Task("p", "db", "public.t", 7, "body", "body_embedding", origin="catchup")
+    assert Task.from_json(task.to_json()) == task
+    old = b'{"v":1,"pipeline":"p","database":"db","table":"public.t","id":7,' \
+          b'"text_column":"body","embedding_column":"body_embedding"}'
+    assert Task.from_json(old).origin == "live"
+    assert task.key == Task("p", "db", "public.t", 7, "body", "body_embedding").key

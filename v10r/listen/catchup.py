@@ -88,7 +88,7 @@ async def scan_target(conn: asyncpg.Connection, target: Target, queue: Queue, *,
     rows = await conn.fetch(query.first)
     enqueued = 0
     while rows:
-        tasks = [target.task(json.loads(row[ID_COLUMN])) for row in rows]
+        tasks = [target.task(json.loads(row[ID_COLUMN]), "catchup") for row in rows]
         await queue.publish(target.name, tasks)
         enqueued += len(tasks)
         if progress is not None:

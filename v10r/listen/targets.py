@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from v10r.compile.names import PipelineNames, pipeline_names
 from v10r.spec.model import Pipeline
-from v10r.tasks import RowKey, Task
+from v10r.tasks import Origin, RowKey, Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Target:
     def channel(self) -> str:
         return self.names.channel
 
-    def task(self, row_id: RowKey) -> Task:
+    def task(self, row_id: RowKey, origin: Origin = "live") -> Task:
         return Task(
             pipeline=self.pipeline.name,
             database=self.pipeline.database.name,
@@ -44,6 +44,7 @@ class Target:
             id=row_id,
             text_column=self.names.columns[0],
             embedding_column=self.names.embedding,
+            origin=origin,
         )
 
 

@@ -16,8 +16,11 @@ class Provider(Protocol):
     max_batch_size: int
     max_input_chars: int
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+    async def embed(self, texts: Sequence[str], *, priority: str = "live") -> np.ndarray:
         """A float32 array of shape (len(texts), dimensions), rows in input order.
+
+        `priority="backfill"` (catch-up work) waits behind `"live"` work where the
+        provider has a client-side rate limit.
 
         Splits into batches within the provider's limits; retries transient failures;
         raises `v10r.errors.ProviderError` (with `retryable`) when it gives up.

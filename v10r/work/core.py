@@ -108,7 +108,8 @@ class BatchProcessor:
             statements = await self._prepare()
             await self._fetch(statements, rows)
             pending = await asyncio.to_thread(self._hash_and_select, rows)
-            embedded = await self._embed(pending)
+            live = any(tasks[i].origin == "live" for row in pending for i in row.tasks)
+            embedded = await self._embed(pending, "live" if live else "backfill")
             await self._write(statements, rows)
         for row in rows:
             outcome = _outcome(row)
@@ -180,19 +181,20 @@ class BatchProcessor:
                 pending.append(row)
         return pending
 
-    async def _embed(self, rows: list[_Row]) -> int:
+    async def _embed(self, rows: list[_Row], priority: str = "live") -> int:
         """Vectors for `rows`; a non-retryable error is bisected down to the bad rows."""
         if not rows:
             return 0
         try:
-            matrix = await self.provider.embed([row.text for row in rows])
+            matrix = await self.provider.embed([row.text for row in rows], priority=priority)
         except ProviderError as exc:
             if exc.retryable or len(rows) == 1:
                 for row in rows:
                     row.error = exc
                 return len(rows)
             middle = len(rows) // 2
-            return len(rows) + await self._embed(rows[:middle]) + await self._embed(rows[middle:])
+            return (len(rows) + await self._embed(rows[:middle], priority)
+                    + await self._embed(rows[middle:], priority))
         self._check_shape(matrix, len(rows))
         for row, vector in zip(rows, matrix):
             row.vector = vector

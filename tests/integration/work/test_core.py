@@ -4,6 +4,7 @@ skipped, and that a slow worker never overwrites the vector of a newer text."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
 import asyncpg
@@ -313,3 +314,23 @@ async def test_a_missing_target_column_says_to_run_apply(db, pool):
 
     with pytest.raises(PlanError, match="v10r apply"):
         await processor.process([task_for(pipeline, 1)])
+
+
+async def test_catch_up_work_reaches_the_provider_as_backfill_and_live_work_as_live(db, pool):
+    pipeline = make_pipeline()
+    names = await create_table(db, pipeline)
+    await db.execute("INSERT INTO docs (id, body) SELECT i, 'text ' || i "
+                     "FROM generate_series(1, 4) i")
+    seen: list[str] = []
+
+    class RecordingProvider(FakeProvider):
+        async def embed(self, texts: Sequence[str], **kwargs: object) -> np.ndarray:
+            seen.append(str(kwargs.get("priority")))
+            return await super().embed(texts)
+
+    processor = BatchProcessor(pipeline, names, pool, pool, RecordingProvider())
+    catchup = [dataclasses.replace(task_for(pipeline, i), origin="catchup") for i in (1, 2)]
+    await processor.process(catchup)
+    await processor.process([catchup[0], task_for(pipeline, 3)])  # one live task: live
+    await processor.process([task_for(pipeline, 4)])
+    assert seen == ["backfill", "live", "live"]
