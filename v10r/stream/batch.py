@@ -24,8 +24,8 @@ from v10r.redact import mask_text
 from v10r.stream.progress import Progress
 from v10r.stream.settings import FaustSettings
 from v10r.tasks import Task
-from v10r.work.core import BatchOutcome, BatchProcessor, Status, TaskOutcome
-from v10r.work.worker import TRANSIENT_ERRORS
+from v10r.work.core import BatchOutcome, BatchProcessor, Status
+from v10r.work.worker import process_through_outages
 
 log = logging.getLogger(__name__)
 
@@ -123,22 +123,16 @@ class BatchHandler:
 
     async def _process(self, tasks: list[Task]) -> BatchOutcome:
         """The core's outcome; service outages are waited out, bugs fail the batch."""
-        outage = 0
-        while True:
-            try:
-                return await self.processor.process(tasks)
-            except TRANSIENT_ERRORS as exc:
-                outage += 1
-                delay = self._delay(outage)
-                log.warning("pipeline %s: %s; retrying in %.1fs", self.pipeline,
-                            _describe(exc), delay)
-                await asyncio.sleep(delay)
-            except Exception as exc:  # a bug must not drop the batch
-                log.exception("pipeline %s: unexpected error processing %d task(s)",
-                              self.pipeline, len(tasks))
-                failed = TaskOutcome(Status.FAILED, f"unexpected error: {_describe(exc)}",
-                                     retryable=True)
-                return BatchOutcome([failed] * len(tasks))
+        async def pause(exc: BaseException, attempt: int) -> bool:
+            delay = self._delay(attempt)
+            log.warning("pipeline %s: %s; retrying in %.1fs", self.pipeline, _describe(exc),
+                        delay)
+            await asyncio.sleep(delay)
+            return True
+
+        outcome = await process_through_outages(self.processor, tasks, pause)
+        assert outcome is not None  # this pause never gives up
+        return outcome
 
     async def _dead_letter(self, spent: list[_Pending], error: str, counts: Progress) -> None:
         if not spent:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import asyncpg
@@ -21,6 +21,7 @@ from v10r.errors import ConnectionFailed, PlanError, QueueError
 from v10r.ops.metrics import Sample
 from v10r.queues.base import Delivery, Queue
 from v10r.redact import mask_text
+from v10r.tasks import Task
 from v10r.work.core import BatchOutcome, BatchProcessor, Status, TaskOutcome
 
 log = logging.getLogger(__name__)
@@ -118,21 +119,14 @@ class PipelineWorker:
 
     async def _process(self, deliveries: Sequence[Delivery],
                        stop: asyncio.Event) -> BatchOutcome | None:
-        tasks = [d.task for d in deliveries]
-        attempt = 0
-        while True:
-            try:
-                return await self.processor.process(tasks)
-            except TRANSIENT_ERRORS as exc:
-                attempt += 1
-                if stop.is_set():
-                    return None
-                await self._pause("process", exc, attempt, stop)
-            except Exception as exc:
-                log.exception("pipeline %s: unexpected error processing %d task(s)",
-                              self.pipeline, len(tasks))
-                message = f"unexpected error: {type(exc).__name__}: {exc}"
-                return BatchOutcome([_failed(message) for _ in tasks])
+        async def pause(exc: BaseException, attempt: int) -> bool:
+            if stop.is_set():
+                return False
+            await self._pause("process", exc, attempt, stop)
+            return True
+
+        return await process_through_outages(self.processor, [d.task for d in deliveries],
+                                             pause)
 
     async def _settle(self, deliveries: Sequence[Delivery], outcome: BatchOutcome,
                       stop: asyncio.Event) -> None:
@@ -173,6 +167,31 @@ class PipelineWorker:
         log.warning("pipeline %s: %s failed (%s); retrying in %.1fs", self.pipeline, step,
                     mask_text(str(exc) or type(exc).__name__), delay)
         await _wait(stop, delay)
+
+
+async def process_through_outages(
+        processor: BatchProcessor, tasks: Sequence[Task],
+        pause: Callable[[BaseException, int], Awaitable[bool]]) -> BatchOutcome | None:
+    """The core's outcome, riding out database and broker outages.
+
+    A transient error calls `pause(error, attempt)` and tries again (no attempt is
+    spent); `pause` returning False gives up with None, leaving the batch unsettled for
+    redelivery. Any other exception is a bug: the whole batch fails, retryable, so it is
+    never silently dropped.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await processor.process(tasks)
+        except TRANSIENT_ERRORS as exc:
+            attempt += 1
+            if not await pause(exc, attempt):
+                return None
+        except Exception as exc:
+            log.exception("pipeline %s: unexpected error processing %d task(s)",
+                          processor.pipeline.name, len(tasks))
+            message = mask_text(f"unexpected error: {type(exc).__name__}: {exc}")
+            return BatchOutcome([_failed(message) for _ in tasks])
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
