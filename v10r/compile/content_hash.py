@@ -21,6 +21,7 @@ from v10r.spec.identifiers import quote_ident, quote_literal
 from v10r.spec.model import Pipeline
 
 FINGERPRINT_VERSION = 1
+CONCAT = "OPERATOR(pg_catalog.||)"
 
 
 def fingerprint(pipeline: Pipeline) -> str:
@@ -55,18 +56,26 @@ def stored_hash(fingerprint_hex: str, source_hash_hex: str) -> str:
 
 
 def source_hash_sql(columns: Sequence[str], alias: str | None = None) -> str:
-    """SQL expression equal to `source_hash` of the row's columns (PostgreSQL 11+)."""
+    """SQL expression equal to `source_hash` of the row's columns (PostgreSQL 11+).
+
+    Every call and operator is schema-qualified: the guarded write and the scans run in
+    sessions whose search path v10r does not control."""
     prefix = f"{quote_ident(alias)}." if alias else ""
     parts = []
     for column in columns:
-        ref = f"{prefix}{quote_ident(column)}::text"
-        parts.append(f"coalesce(length({ref})::text || ':' || {ref}, '-')")
-    concatenated = " || ".join(parts) if parts else "''"
-    return f"encode(sha256(convert_to({concatenated}, 'UTF8')), 'hex')"
+        ref = f"{prefix}{quote_ident(column)}::pg_catalog.text"
+        parts.append(f"coalesce(pg_catalog.length({ref})::pg_catalog.text {CONCAT} "
+                     f"':'::pg_catalog.text {CONCAT} {ref}, '-'::pg_catalog.text)")
+    concatenated = f" {CONCAT} ".join(parts) if parts else "''::pg_catalog.text"
+    return _sha256_hex(concatenated)
 
 
 def stored_hash_sql(columns: Sequence[str], fingerprint_hex: str, alias: str | None = None) -> str:
     """SQL expression equal to `stored_hash(fingerprint, source_hash(row))`."""
     inner = source_hash_sql(columns, alias)
-    return (f"encode(sha256(convert_to({quote_literal(fingerprint_hex + ':')} || {inner}, "
-            "'UTF8')), 'hex')")
+    return _sha256_hex(f"{quote_literal(fingerprint_hex + ':')}::pg_catalog.text {CONCAT} {inner}")
+
+
+def _sha256_hex(text_sql: str) -> str:
+    return ("pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to("
+            f"{text_sql}, 'UTF8')), 'hex')")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from v10r.compile import content_hash
-from v10r.compile.filter import filter_sql
+from v10r.compile.filter import filter_sql, op
 from v10r.compile.names import (
     V10R_SCHEMA,
     PipelineNames,
@@ -35,7 +35,7 @@ from v10r.compile.names import (
 from v10r.spec.identifiers import quote_ident, quote_literal
 from v10r.spec.model import HnswIndex, Pipeline
 
-DDL_VERSION = 1
+DDL_VERSION = 2
 TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "citext", "name"})
 METADATA_TYPES = ("text", "text", "timestamp with time zone", "text")  # model, hash, at, note
 NEW_TABLE = "v10r_new"
@@ -156,46 +156,58 @@ def bookkeeping_sql() -> str:
 
 
 NOTIFY_BODY = """
--- v10r notify function, version 1. Arguments: see v10r/compile/ddl.py.
+-- v10r notify function, version 2. Arguments: see v10r/compile/ddl.py.
+-- Runs inside users' writes: every call and operator is schema-qualified, and the
+-- function pins search_path, so nothing a user creates in a schema is ever called.
 DECLARE
   key jsonb;
   keys jsonb[];
   found_rows bigint;
   threshold bigint;
+  is_insert boolean := TG_OP OPERATOR(pg_catalog.=) 'INSERT';
 BEGIN
-  IF TG_LEVEL = 'ROW' THEN
+  IF TG_LEVEL OPERATOR(pg_catalog.=) 'ROW' THEN
     -- TG_ARGV: channel, table label, key SQL, insert condition, update condition
-    EXECUTE format('SELECT %s WHERE %s', TG_ARGV[2],
-                   CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[3] ELSE TG_ARGV[4] END)
-      INTO key USING CASE TG_OP WHEN 'INSERT' THEN NEW ELSE OLD END, NEW;
+    EXECUTE pg_catalog.format('SELECT %s WHERE %s', TG_ARGV[2],
+                              CASE WHEN is_insert THEN TG_ARGV[3] ELSE TG_ARGV[4] END)
+      INTO key USING CASE WHEN is_insert THEN NEW ELSE OLD END, NEW;
     GET DIAGNOSTICS found_rows = ROW_COUNT;
-    IF found_rows > 0 AND key IS NOT NULL THEN
-      PERFORM pg_notify(TG_ARGV[0], jsonb_build_object('id', key, 'table', TG_ARGV[1])::text);
+    IF found_rows OPERATOR(pg_catalog.>) 0 AND key IS NOT NULL THEN
+      PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
+        'id', key, 'table', TG_ARGV[1])::pg_catalog.text);
     END IF;
     RETURN NULL;
   END IF;
   -- TG_ARGV: channel, table label, key SQL, FROM clause, condition, threshold ('' = none)
-  threshold := nullif(TG_ARGV[5], '')::bigint;
-  EXECUTE format('SELECT array_agg(k) FROM (SELECT %s AS k FROM %s WHERE %s LIMIT %s) s',
-                 TG_ARGV[2], TG_ARGV[3], TG_ARGV[4], coalesce((threshold + 1)::text, 'ALL'))
+  IF TG_ARGV[5] OPERATOR(pg_catalog.<>) '' THEN
+    threshold := TG_ARGV[5]::pg_catalog.int8;
+  END IF;
+  EXECUTE pg_catalog.format(
+      'SELECT pg_catalog.array_agg(k) FROM (SELECT %s AS k FROM %s WHERE %s LIMIT %s) s',
+      TG_ARGV[2], TG_ARGV[3], TG_ARGV[4],
+      coalesce((threshold OPERATOR(pg_catalog.+) 1)::pg_catalog.text, 'ALL'))
     INTO keys;
   IF keys IS NULL THEN
     RETURN NULL;
   END IF;
-  IF threshold IS NOT NULL AND cardinality(keys) > threshold THEN
-    PERFORM pg_notify(TG_ARGV[0], jsonb_build_object('scan', true, 'table', TG_ARGV[1])::text);
+  IF threshold IS NOT NULL AND pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>) threshold THEN
+    PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
+      'scan', true, 'table', TG_ARGV[1])::pg_catalog.text);
   ELSE
-    PERFORM pg_notify(TG_ARGV[0], jsonb_build_object('id', k, 'table', TG_ARGV[1])::text)
-      FROM unnest(keys) AS k WHERE k IS NOT NULL;
+    PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
+      'id', k, 'table', TG_ARGV[1])::pg_catalog.text)
+      FROM pg_catalog.unnest(keys) AS k WHERE k IS NOT NULL;
   END IF;
   RETURN NULL;
 END
 """
+# Pinned on every function v10r creates (see CVE-2018-1058).
+SEARCH_PATH = "pg_catalog, pg_temp"
 
 
 def notify_function_sql() -> str:
     return (f"CREATE OR REPLACE FUNCTION {notify_function()}() RETURNS trigger "
-            f"LANGUAGE plpgsql AS $v10r${NOTIFY_BODY}$v10r$")
+            f"LANGUAGE plpgsql SET search_path = {SEARCH_PATH} AS $v10r${NOTIFY_BODY}$v10r$")
 
 
 # --- triggers --------------------------------------------------------------------------
@@ -203,13 +215,22 @@ def notify_function_sql() -> str:
 def key_sql(key: Sequence[str], row: str) -> str:
     """The row key as jsonb: a scalar for one column, an object for a composite key."""
     if len(key) == 1:
-        return f"to_jsonb({row}.{quote_ident(key[0])})"
-    pairs = ", ".join(f"{quote_literal(k)}, {row}.{quote_ident(k)}" for k in key)
-    return f"jsonb_build_object({pairs})"
+        return f"pg_catalog.to_jsonb({row}.{quote_ident(key[0])})"
+    pairs = ", ".join(f"{quote_literal(k)}::pg_catalog.text, {row}.{quote_ident(k)}"
+                      for k in key)
+    return f"pg_catalog.jsonb_build_object({pairs})"
+
+
+def text_distinct(a: str, b: str) -> str:
+    """`a IS DISTINCT FROM b` over the values' text, with a qualified operator (the
+    plain form looks `=` up in the search path)."""
+    ta, tb = f"{a}::pg_catalog.text", f"{b}::pg_catalog.text"
+    return (f"coalesce({ta} {op('<>')} {tb}, "
+            f"({a} IS NULL) {op('<>')} ({b} IS NULL))")
 
 
 def _changed(columns: Sequence[str], old: str, new: str) -> str:
-    return " OR ".join(f"{old}.{quote_ident(c)} IS DISTINCT FROM {new}.{quote_ident(c)}"
+    return " OR ".join(text_distinct(f"{old}.{quote_ident(c)}", f"{new}.{quote_ident(c)}")
                        for c in columns)
 
 
@@ -278,7 +299,9 @@ def _row_trigger(pipelines: Sequence[Pipeline], names: PipelineNames) -> Trigger
 def _statement_triggers(pipelines: Sequence[Pipeline], names: PipelineNames,
                         threshold: int) -> tuple[TriggerDef, TriggerDef]:
     key = key_sql(names.key, "n")
-    joined = " AND ".join(f"n.{quote_ident(k)} = o.{quote_ident(k)}" for k in names.key)
+    # Keys are matched on their text, which every type has and no user object can hijack.
+    joined = " AND ".join(f"n.{quote_ident(k)}::pg_catalog.text {op('=')} "
+                          f"o.{quote_ident(k)}::pg_catalog.text" for k in names.key)
     filters = " OR ".join(f"({filter_sql(p.source.filter, 'n')})" for p in pipelines)
     # A row whose key changed has no OLD partner: it is news if a filter matches.
     moved = f"(o.{quote_ident(names.key[0])} IS NULL AND ({filters}))"

@@ -21,10 +21,11 @@ import asyncpg
 
 from v10r import db
 from v10r.compile.content_hash import fingerprint, stored_hash_sql
-from v10r.compile.filter import filter_sql
+from v10r.compile.ddl import key_sql
+from v10r.compile.filter import filter_sql, op
 from v10r.listen.targets import Target
 from v10r.queues.base import Queue
-from v10r.spec.identifiers import quote_ident, quote_literal
+from v10r.spec.identifiers import quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +44,37 @@ class ScanQuery:
 
 
 def scan_query(target: Target, page_size: int = DEFAULT_PAGE_SIZE) -> ScanQuery:
-    """SQL selecting up to `page_size` stale rows' keys (raw, and as the task's JSON id)."""
+    """SQL selecting up to `page_size` stale rows' keys (raw, and as the task's JSON id).
+
+    Every call and operator is schema-qualified (the listener's search path may hold a
+    schema other roles can create in); ordering and the keyset bound use the same
+    `pg_catalog` operators, so a page never skips a row."""
     names, pipeline = target.names, target.pipeline
     alias = quote_ident(ALIAS)
     keys = [f"{alias}.{quote_ident(k)}" for k in names.key]
-    if len(keys) == 1:
-        row_id = f"to_jsonb({keys[0]})::text"
-    else:
-        pairs = ", ".join(f"{quote_literal(k)}, {ref}" for k, ref in zip(names.key, keys))
-        row_id = f"jsonb_build_object({pairs})::text"
+    row_id = f"{key_sql(names.key, alias)}::pg_catalog.text"
     hash_ref = f"{alias}.{quote_ident(names.hash)}"
     current = stored_hash_sql(names.columns, fingerprint(pipeline), ALIAS)
     where = (f"({filter_sql(pipeline.source.filter, alias)}) "
-             f"AND ({hash_ref} IS NULL OR {hash_ref} IS DISTINCT FROM {current})")
-    params = ", ".join(f"${i}" for i in range(1, len(keys) + 1))
-    after = (f"{keys[0]} > $1" if len(keys) == 1
-             else f"({', '.join(keys)}) > ({params})")
+             f"AND ({hash_ref} IS NULL OR {hash_ref} {op('<>')} {current})")
     head = (f"SELECT {', '.join(keys)}, {row_id} AS {quote_ident(ID_COLUMN)} "
             f"FROM {names.qualified_table} AS {alias} WHERE {where}")
-    tail = f" ORDER BY {', '.join(keys)} LIMIT {int(page_size)}"
-    return ScanQuery(first=head + tail, next=f"{head} AND {after}{tail}", key_count=len(keys))
+    order = ", ".join(f"{k} USING {op('<')}" for k in keys)
+    tail = f" ORDER BY {order} LIMIT {int(page_size)}"
+    return ScanQuery(first=head + tail, next=f"{head} AND {_after(keys)}{tail}",
+                     key_count=len(keys))
+
+
+def _after(keys: Sequence[str]) -> str:
+    """`(k1, k2, …) > ($1, $2, …)` spelled out with qualified operators: the row
+    comparison form looks its operators up in the search path."""
+    terms = []
+    for i, key in enumerate(keys):
+        equal = [f"{k} {op('=')} ${j + 1}" for j, k in enumerate(keys[:i])]
+        terms.append(" AND ".join([*equal, f"{key} {op('>')} ${i + 1}"]))
+    bound = " OR ".join(f"({t})" for t in terms)
+    # The leading column's bound on its own lets the planner start from an index.
+    return f"{keys[0]} {op('>=')} $1 AND ({bound})" if len(keys) > 1 else terms[0]
 
 
 class Progress(Protocol):

@@ -91,5 +91,5 @@ def test_the_scan_query_quotes_every_identifier() -> None:
     pipeline = make_pipeline("postgresql://x@h/db", '"we""ird"', key=["a b"], columns=["t;x"])
     query = scan_query(Target.of(pipeline), page_size=10)
     assert 'FROM "public"."we""ird" AS "src"' in query.first
-    assert '"src"."a b" > $1' in query.next
+    assert '"src"."a b" OPERATOR(pg_catalog.>) $1' in query.next
     assert query.first.endswith("LIMIT 10")

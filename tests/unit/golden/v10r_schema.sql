@@ -14,38 +14,48 @@ CREATE TABLE IF NOT EXISTS "v10r"."pipelines" (
     model text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE OR REPLACE FUNCTION "v10r"."v10r_notify"() RETURNS trigger LANGUAGE plpgsql AS $v10r$
--- v10r notify function, version 1. Arguments: see v10r/compile/ddl.py.
+CREATE OR REPLACE FUNCTION "v10r"."v10r_notify"() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $v10r$
+-- v10r notify function, version 2. Arguments: see v10r/compile/ddl.py.
+-- Runs inside users' writes: every call and operator is schema-qualified, and the
+-- function pins search_path, so nothing a user creates in a schema is ever called.
 DECLARE
   key jsonb;
   keys jsonb[];
   found_rows bigint;
   threshold bigint;
+  is_insert boolean := TG_OP OPERATOR(pg_catalog.=) 'INSERT';
 BEGIN
-  IF TG_LEVEL = 'ROW' THEN
+  IF TG_LEVEL OPERATOR(pg_catalog.=) 'ROW' THEN
     -- TG_ARGV: channel, table label, key SQL, insert condition, update condition
-    EXECUTE format('SELECT %s WHERE %s', TG_ARGV[2],
-                   CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[3] ELSE TG_ARGV[4] END)
-      INTO key USING CASE TG_OP WHEN 'INSERT' THEN NEW ELSE OLD END, NEW;
+    EXECUTE pg_catalog.format('SELECT %s WHERE %s', TG_ARGV[2],
+                              CASE WHEN is_insert THEN TG_ARGV[3] ELSE TG_ARGV[4] END)
+      INTO key USING CASE WHEN is_insert THEN NEW ELSE OLD END, NEW;
     GET DIAGNOSTICS found_rows = ROW_COUNT;
-    IF found_rows > 0 AND key IS NOT NULL THEN
-      PERFORM pg_notify(TG_ARGV[0], jsonb_build_object('id', key, 'table', TG_ARGV[1])::text);
+    IF found_rows OPERATOR(pg_catalog.>) 0 AND key IS NOT NULL THEN
+      PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
+        'id', key, 'table', TG_ARGV[1])::pg_catalog.text);
     END IF;
     RETURN NULL;
   END IF;
   -- TG_ARGV: channel, table label, key SQL, FROM clause, condition, threshold ('' = none)
-  threshold := nullif(TG_ARGV[5], '')::bigint;
-  EXECUTE format('SELECT array_agg(k) FROM (SELECT %s AS k FROM %s WHERE %s LIMIT %s) s',
-                 TG_ARGV[2], TG_ARGV[3], TG_ARGV[4], coalesce((threshold + 1)::text, 'ALL'))
+  IF TG_ARGV[5] OPERATOR(pg_catalog.<>) '' THEN
+    threshold := TG_ARGV[5]::pg_catalog.int8;
+  END IF;
+  EXECUTE pg_catalog.format(
+      'SELECT pg_catalog.array_agg(k) FROM (SELECT %s AS k FROM %s WHERE %s LIMIT %s) s',
+      TG_ARGV[2], TG_ARGV[3], TG_ARGV[4],
+      coalesce((threshold OPERATOR(pg_catalog.+) 1)::pg_catalog.text, 'ALL'))
     INTO keys;
   IF keys IS NULL THEN
     RETURN NULL;
   END IF;
-  IF threshold IS NOT NULL AND cardinality(keys) > threshold THEN
-    PERFORM pg_notify(TG_ARGV[0], jsonb_build_object('scan', true, 'table', TG_ARGV[1])::text);
+  IF threshold IS NOT NULL AND pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>) threshold THEN
+    PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
+      'scan', true, 'table', TG_ARGV[1])::pg_catalog.text);
   ELSE
-    PERFORM pg_notify(TG_ARGV[0], jsonb_build_object('id', k, 'table', TG_ARGV[1])::text)
-      FROM unnest(keys) AS k WHERE k IS NOT NULL;
+    PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
+      'id', k, 'table', TG_ARGV[1])::pg_catalog.text)
+      FROM pg_catalog.unnest(keys) AS k WHERE k IS NOT NULL;
   END IF;
   RETURN NULL;
 END
