@@ -55,7 +55,9 @@ def scan_query(target: Target, page_size: int = DEFAULT_PAGE_SIZE) -> ScanQuery:
     row_id = f"{key_sql(names.key, alias)}::pg_catalog.text"
     hash_ref = f"{alias}.{quote_ident(names.hash)}"
     current = stored_hash_sql(names.columns, fingerprint(pipeline), ALIAS)
-    where = (f"({filter_sql(pipeline.source.filter, alias)}) "
+    # A row with a NULL key cannot be addressed by a task: it is left out, not sent.
+    present = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    where = (f"{present} AND ({filter_sql(pipeline.source.filter, alias)}) "
              f"AND ({hash_ref} IS NULL OR {hash_ref} {op('<>')} {current})")
     head = (f"SELECT {', '.join(keys)}, {row_id} AS {quote_ident(ID_COLUMN)} "
             f"FROM {names.qualified_table} AS {alias} WHERE {where}")

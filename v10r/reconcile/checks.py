@@ -5,15 +5,23 @@ Checked before anything is planned, so a bad spec changes nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from v10r.compile.ddl import TEXT_TYPES
+from v10r.compile.filter import Scalar, kind
 from v10r.errors import PlanError
-from v10r.reconcile.introspect import LiveState, LiveTable
-from v10r.spec.model import MAX_HNSW_DIMENSIONS, MAX_VECTOR_DIMENSIONS, Pipeline
+from v10r.reconcile.introspect import LiveColumn, LiveState, LiveTable
+from v10r.spec.model import MAX_HNSW_DIMENSIONS, MAX_VECTOR_DIMENSIONS, Condition, Pipeline
 
 TABLE_KINDS = {"r": "table", "p": "partitioned table"}
 HALFVEC_SINCE = (0, 7)
+# Column types (base types of domains included) a filter value of each kind may be
+# compared with; strings compare with the text of any other type.
+NUMBER_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8"})
+BOOL_TYPES = frozenset({"bool"})
+ANY_KIND_TYPES = frozenset({"jsonb"})
+MAX_NUMBER_DIGITS = 1000
 
 
 def check_shared(pipelines: Sequence[Pipeline], state: LiveState) -> None:
@@ -52,6 +60,7 @@ def check_pipeline(p: Pipeline, state: LiveState) -> None:
                         "OWNER TO <v10r user>`")
     _check_columns(p, table, label)
     _check_key(p, table, label)
+    _check_filter(p, table, label)
     _check_dimensions(p, state)
 
 
@@ -81,6 +90,75 @@ def _check_key(p: Pipeline, table: LiveTable, label: str) -> None:
             pipeline=p.name, obj=label,
             hint="set `source.key` to the table's primary key, or add a unique index on "
             "exactly those columns")
+    nullable = [k for k in p.source.key if table.columns[k].nullable]
+    if nullable:
+        columns = ", ".join(nullable)
+        raise PlanError(
+            f"key column(s) {columns} of {label} may be NULL: a row with a NULL key cannot be "
+            "addressed, so it could never be embedded", pipeline=p.name,
+            obj=f"{label}.{nullable[0]}",
+            hint=f"make the key NOT NULL (`ALTER TABLE {label} ALTER COLUMN {nullable[0]} "
+            "SET NOT NULL`, after fixing rows where it is NULL), or use the primary key")
+
+
+def _check_filter(p: Pipeline, table: LiveTable, label: str) -> None:
+    """Refuse filter values that cannot mean anything for the column's type: the
+    condition would never match (or compare numbers as text) without saying so."""
+    for cond in p.source.filter:
+        values = cond.value if isinstance(cond.value, list) else [cond.value]
+        live = table.columns[cond.column]
+        for value in values:
+            if value is None:
+                continue
+            problem = _misfit(value, cond.op, live)
+            if problem:
+                what, hint = problem
+                raise PlanError(
+                    f"filter `{cond.column} {cond.op} {_shown(cond)}` does not fit column "
+                    f"{cond.column!r} of type {live.type}: {what}", pipeline=p.name,
+                    obj=f"{label}.{cond.column}", hint=hint)
+
+
+def _misfit(value: Scalar, op: str, live: LiveColumn) -> tuple[str, str] | None:
+    """(what is wrong, how to fix it), or None when `value` fits the column."""
+    base = live.base_type
+    match kind(value):
+        case "number":
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{value!r} is not a finite number", "use a finite number"
+            if isinstance(value, int) and value.bit_length() > MAX_NUMBER_DIGITS * 3.33:
+                return (f"the number has more than {MAX_NUMBER_DIGITS} digits",
+                        "use a smaller number")
+            if base not in NUMBER_TYPES | ANY_KIND_TYPES:
+                return (f"{_short(value)} is a number and the column is not numeric",
+                        f'quote the value (`value: "{_short(value)}"`) to compare with the '
+                        "column's text, or filter on a numeric column")
+        case "bool":
+            if base not in BOOL_TYPES | ANY_KIND_TYPES:
+                shown = "true" if value else "false"
+                return (f"{shown} is a boolean and the column is not",
+                        f'quote the value (`value: "{shown}"`) to compare with the '
+                        "column's text, or filter on a boolean column")
+        case "string":
+            if base in NUMBER_TYPES or base in BOOL_TYPES:
+                noun = "number" if base in NUMBER_TYPES else "boolean"
+                return (f"{_short(value)} is text and the column holds a {noun} ({op} would "
+                        "compare text)", f"write the value without quotes, as a {noun}")
+    return None
+
+
+def _shown(cond: Condition) -> str:
+    if isinstance(cond.value, list):
+        return "[" + ", ".join(_short(v) for v in cond.value) + "]"
+    return _short(cond.value)
+
+
+def _short(value: Scalar | None) -> str:
+    """A value for a message: huge numbers and long strings shortened."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<a number of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_dimensions(p: Pipeline, state: LiveState) -> None:

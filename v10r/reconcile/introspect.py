@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from v10r.compile.names import BOOKKEEPING_TABLE, NOTIFY_FUNCTION, V10R_SCHEMA
+from v10r.reconcile import privileges
 
 TableRef = tuple[str, str]  # (schema, table), unquoted
 
@@ -21,6 +22,7 @@ class LiveColumn:
     name: str
     type: str  # format_type()
     base_type: str  # pg_type.typname, e.g. text, varchar, vector
+    nullable: bool = False  # no NOT NULL constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ SELECT current_setting('server_version_num')::int AS version,
        current_database() AS database,
        has_database_privilege(current_database(), 'CREATE') AS can_create,
        to_regnamespace($1::text) IS NOT NULL AS schema_exists,
-       to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS bookkeeping_exists,
+       to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) IS NOT NULL AS bookkeeping_exists,
        (SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = $1::text AND p.proname = $3::text AND p.pronargs = 0) AS function_source
 """
@@ -122,7 +124,7 @@ JOIN unnest($1::text[], $2::text[]) AS w(s, t) ON w.s = n.nspname AND w.t = c.re
 
 _COLUMNS = """
 SELECT a.attrelid AS oid, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-       coalesce(bt.typname, t.typname) AS base_type
+       coalesce(bt.typname, t.typname) AS base_type, NOT (a.attnotnull OR t.typnotnull) AS nullable
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -167,8 +169,11 @@ async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> Li
     if server["bookkeeping_exists"]:
         from v10r.compile.names import bookkeeping_table
 
-        for row in await conn.fetch(_RECORDED.format(table=bookkeeping_table())):
-            recorded[row["name"]] = _recorded(row)
+        try:
+            rows = await conn.fetch(_RECORDED.format(table=bookkeeping_table()))
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise await privileges.bookkeeping_denied(conn, exc) from None
+        recorded = {row["name"]: _recorded(row) for row in rows}
     wanted = set(tables) | {(r.schema, r.table) for r in recorded.values()}
     return LiveState(
         server_version=server["version"], pgvector_version=server["pgvector"],
@@ -196,7 +201,7 @@ async def _tables(conn: asyncpg.Connection, wanted: set[TableRef]) -> dict[Table
     oids = list(by_oid)
     for r in await conn.fetch(_COLUMNS, oids):
         by_oid[r["oid"]].columns[r["attname"]] = LiveColumn(r["attname"], r["type"],
-                                                            r["base_type"])
+                                                            r["base_type"], r["nullable"])
     for r in await conn.fetch(_INDEXES, oids):
         by_oid[r["oid"]].indexes[r["name"]] = LiveIndex(
             r["name"], tuple(r["columns"]), r["unique"], r["valid"], r["partial"], r["method"],
