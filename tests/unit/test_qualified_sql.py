@@ -46,7 +46,7 @@ def unqualified(sql: str) -> list[str]:
               if m.group(0) not in ("-",)]
     for pattern in (r"\bIS\s+(NOT\s+)?DISTINCT\b", r"\bIN\s*\(", r"\bNULLIF\b",
                     r"\bCASE\s+(?!WHEN)\w"):
-        found += [f"implicit = in {m.group(0)}" for m in re.finditer(pattern, text, re.I)]
+        found += [f"implicit = in {m.group(0)}" for m in re.finditer(pattern, text, re.IGNORECASE)]
     return found
 
 

@@ -130,20 +130,21 @@ def _misfit(value: Scalar, op: str, live: LiveColumn) -> tuple[str, str] | None:
                 return (f"the number has more than {MAX_NUMBER_DIGITS} digits",
                         "use a smaller number")
             if base not in NUMBER_TYPES | ANY_KIND_TYPES:
-                return (f"{_short(value)} is a number and the column is not numeric",
-                        f'quote the value (`value: "{_short(value)}"`) to compare with the '
+                hint = (f'quote the value (`value: "{_short(value)}"`) to compare with the '
                         "column's text, or filter on a numeric column")
+                return f"{_short(value)} is a number and the column is not numeric", hint
         case "bool":
             if base not in BOOL_TYPES | ANY_KIND_TYPES:
                 shown = "true" if value else "false"
-                return (f"{shown} is a boolean and the column is not",
-                        f'quote the value (`value: "{shown}"`) to compare with the '
+                hint = (f'quote the value (`value: "{shown}"`) to compare with the '
                         "column's text, or filter on a boolean column")
+                return f"{shown} is a boolean and the column is not", hint
         case "string":
             if base in NUMBER_TYPES or base in BOOL_TYPES:
                 noun = "number" if base in NUMBER_TYPES else "boolean"
-                return (f"{_short(value)} is text and the column holds a {noun} ({op} would "
-                        "compare text)", f"write the value without quotes, as a {noun}")
+                what = (f"{_short(value)} is text and the column holds a {noun} ({op} would "
+                        "compare text)")
+                return what, f"write the value without quotes, as a {noun}"
     return None
 
 

@@ -110,7 +110,8 @@ SELECT current_setting('server_version_num')::int AS version,
        current_database() AS database,
        has_database_privilege(current_database(), 'CREATE') AS can_create,
        to_regnamespace($1::text) IS NOT NULL AS schema_exists,
-       to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) IS NOT NULL AS bookkeeping_exists,
+       EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1::text AND c.relname = $2::text) AS bookkeeping_exists,
        (SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = $1::text AND p.proname = $3::text AND p.pronargs = 0) AS function_source
 """

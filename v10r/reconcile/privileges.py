@@ -4,6 +4,7 @@ task that fails row by row (see docs/security.md)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import asyncpg
@@ -24,6 +25,11 @@ WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
 """
 
 
+def role_sql(role: str) -> str:
+    """A role name as a GRANT statement needs it: bare when it can be, else quoted."""
+    return role if re.fullmatch(r"[a-z_][a-z0-9_$]*", role) else quote_ident(role)
+
+
 async def current_role(conn: asyncpg.Connection) -> str:
     return str(await conn.fetchval("SELECT current_user"))
 
@@ -32,8 +38,8 @@ async def bookkeeping_denied(conn: asyncpg.Connection, exc: BaseException) -> Pl
     """The error for a role that may not read `v10r.pipelines` (plan, status, listen and
     workers all read it to learn what is applied)."""
     role = await current_role(conn)
-    grant = (f"GRANT USAGE ON SCHEMA {V10R_SCHEMA} TO {quote_ident(role)}; "
-             f"GRANT SELECT ON {BOOKKEEPING} TO {quote_ident(role)};")
+    grant = (f"GRANT USAGE ON SCHEMA {V10R_SCHEMA} TO {role_sql(role)}; "
+             f"GRANT SELECT ON {BOOKKEEPING} TO {role_sql(role)};")
     return PlanError(f"role {role!r} may not read {BOOKKEEPING} ({exc})", obj=BOOKKEEPING,
                      hint=f"as the role that runs `v10r apply`: {grant}")
 
@@ -53,7 +59,7 @@ async def require_columns(conn: asyncpg.Connection, names: PipelineNames, *,
     role = await current_role(conn)
     missing = [f"SELECT ({', '.join(no_select)})"] if no_select else []
     missing += [f"UPDATE ({', '.join(no_update)})"] if no_update else []
-    grants = "; ".join(f"GRANT {m} ON {names.qualified_table} TO {quote_ident(role)}"
+    grants = "; ".join(f"GRANT {m} ON {names.qualified_table} TO {role_sql(role)}"
                        for m in missing)
     raise PlanError(f"role {role!r} lacks {' and '.join(missing)} on {names.display_table}",
                     pipeline=pipeline, obj=names.display_table,

@@ -30,7 +30,7 @@ BEGIN
     EXECUTE pg_catalog.format('SELECT %s WHERE %s', TG_ARGV[2],
                               CASE WHEN is_insert THEN TG_ARGV[3] ELSE TG_ARGV[4] END)
       INTO key USING CASE WHEN is_insert THEN NEW ELSE OLD END, NEW;
-    GET DIAGNOSTICS found_rows = ROW_COUNT;
+    GET DIAGNOSTICS found_rows := ROW_COUNT;
     IF found_rows OPERATOR(pg_catalog.>) 0 AND key IS NOT NULL THEN
       PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
         'id', key, 'table', TG_ARGV[1])::pg_catalog.text);
