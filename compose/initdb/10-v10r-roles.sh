@@ -5,8 +5,10 @@
 #
 #   v10r_owner   owns the application tables; `v10r apply` runs as it (ALTER TABLE,
 #                CREATE INDEX, CREATE TRIGGER and the `v10r` schema need ownership)
-#   v10r_writer  the listener (LISTEN) and the workers: SELECT + UPDATE on the tables
-#   v10r_reader  row fetches and catch-up scans: SELECT only
+#   v10r_writer  the listener (LISTEN) and the workers: SELECT + UPDATE on the application
+#                tables in schema public; SELECT only on v10r's bookkeeping (it never
+#                writes there: only the owner's apply does)
+#   v10r_reader  row fetches, catch-up scans and `v10r status`: SELECT only
 set -euo pipefail
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
@@ -27,10 +29,11 @@ GRANT USAGE ON SCHEMA public TO v10r_writer, v10r_reader;
 GRANT CREATE ON SCHEMA public TO v10r_owner;
 
 -- Whatever v10r_owner creates later (the `v10r` schema and its bookkeeping table,
--- new application tables) is readable by the reader and writable by the writer.
+-- new application tables) is readable by the reader and the writer; only application
+-- tables in schema public are writable by the writer, never the bookkeeping in `v10r`.
 ALTER DEFAULT PRIVILEGES FOR ROLE v10r_owner GRANT USAGE ON SCHEMAS TO v10r_writer, v10r_reader;
 ALTER DEFAULT PRIVILEGES FOR ROLE v10r_owner GRANT SELECT ON TABLES TO v10r_writer, v10r_reader;
-ALTER DEFAULT PRIVILEGES FOR ROLE v10r_owner GRANT UPDATE ON TABLES TO v10r_writer;
+ALTER DEFAULT PRIVILEGES FOR ROLE v10r_owner IN SCHEMA public GRANT UPDATE ON TABLES TO v10r_writer;
 
 -- The sample table the compose pipelines embed (compose/pipelines/*/articles.yaml).
 SET ROLE v10r_owner;

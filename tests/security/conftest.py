@@ -16,7 +16,8 @@ so their names carry a random suffix and are dropped with everything they own):
 * `cli` → `await cli("status", spec, role="reader", read_role=None)`: runs the real CLI
   (`sys.executable -m v10r …`) with `DATABASE_URL` and `DATABASE_READ_URL` (default:
   the same role) set to those roles' DSNs; returns a `CliResult` (code, out, err).
-* `write_spec(tmp_path, text)` writes a spec file (helper, not a fixture).
+* helpers, not fixtures: `run_v10r(*args, env=…)` runs the CLI with extra environment;
+  `write_spec(tmp_path, text)` writes a spec file.
 """
 
 from __future__ import annotations
@@ -114,26 +115,31 @@ class CliResult:
 Cli = Callable[..., Awaitable[CliResult]]
 
 
+async def run_v10r(*args: str | Path, env: dict[str, str]) -> CliResult:
+    """`python -m v10r <args>` with `env` added to this process's environment."""
+    environ = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **env}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "v10r", *map(str, args), env=environ,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return CliResult(proc.returncode, out.decode(), err.decode())
+
+
 @pytest.fixture
 def cli(roles: Roles) -> Cli:
     """Runs `python -m v10r <args>` as the given roles; see the module docstring."""
     async def run(*args: str | Path, role: str = "owner", read_role: str | None = None,
                   env: dict[str, str] | None = None) -> CliResult:
-        environ = {**os.environ, "DATABASE_URL": roles.dsn(role), "NO_COLOR": "1",
-                   "COLUMNS": "200", **(env or {})}
-        environ["DATABASE_READ_URL"] = roles.dsn(read_role or role)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "v10r", *map(str, args), env=environ,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return CliResult(proc.returncode, out.decode(), err.decode())
+        return await run_v10r(*args, env={"DATABASE_URL": roles.dsn(role),
+                                          "DATABASE_READ_URL": roles.dsn(read_role or role),
+                                          **(env or {})})
 
     return run
 
