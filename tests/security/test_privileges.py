@@ -73,7 +73,8 @@ async def test_a_select_only_write_role_is_refused_before_any_row(
     conn = await roles.connect("reader")
     try:
         with pytest.raises(PlanError) as err:
-            await privileges.require_worker(conn, names, pipeline="docs")
+            await privileges.require_writer(conn, names, pipeline="docs")
+        await privileges.require_reader(conn, names, pipeline="docs")  # reading is fine
     finally:
         await conn.close()
     text, reader = str(err.value), roles.name("reader")
@@ -95,7 +96,8 @@ async def test_a_writer_with_update_on_the_vector_columns_passes(
     conn = await roles.connect("writer")
     try:
         names = pipeline_names(_pipeline(roles.dsn("writer")))
-        await privileges.require_worker(conn, names, pipeline="docs")
+        await privileges.require_writer(conn, names, pipeline="docs")
+        await privileges.require_reader(conn, names, pipeline="docs")
     finally:
         await conn.close()
 
@@ -108,8 +110,11 @@ async def test_a_role_without_select_on_the_text_is_refused(roles: Roles, cli: C
                       f"GRANT SELECT (id) ON public.docs TO {writer}")
     conn = await roles.connect("writer")
     try:
-        with pytest.raises(PlanError, match=r"lacks SELECT \(body, body_embedding_hash\)"):
-            await privileges.require_worker(conn, pipeline_names(_pipeline("")),
-                                            pipeline="docs")
+        names = pipeline_names(_pipeline(""))
+        with pytest.raises(PlanError, match=r"lacks SELECT \(body\) on public.docs"):
+            await privileges.require_writer(conn, names, pipeline="docs")
+        with pytest.raises(PlanError, match=r"lacks SELECT \(body, body_embedding_hash, "
+                           r"body_embedding_model\)"):
+            await privileges.require_reader(conn, names, pipeline="docs")
     finally:
         await conn.close()

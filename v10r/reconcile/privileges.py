@@ -66,11 +66,18 @@ async def require_columns(conn: asyncpg.Connection, names: PipelineNames, *,
                     hint=f"as the table's owner: {grants};")
 
 
-async def require_worker(conn: asyncpg.Connection, names: PipelineNames, filter_columns:
-                         Sequence[str] = (), *, pipeline: str | None = None) -> None:
-    """What a worker's write DSN needs: read the key, text, filter and stored hash;
-    write the vector and its metadata columns."""
-    read = [*names.key, *names.columns, *filter_columns, names.hash]
-    write = [names.embedding, *names.metadata_columns]
-    await require_columns(conn, names, read=list(dict.fromkeys(read)), write=write,
-                          pipeline=pipeline)
+async def require_writer(conn: asyncpg.Connection, names: PipelineNames, *,
+                         pipeline: str | None = None) -> None:
+    """What a worker's write DSN needs for the guarded write: read the key and the text
+    (the WHERE clause hashes it), write the vector and its metadata columns."""
+    await require_columns(conn, names, read=list(dict.fromkeys([*names.key, *names.columns])),
+                          write=[names.embedding, *names.metadata_columns], pipeline=pipeline)
+
+
+async def require_reader(conn: asyncpg.Connection, names: PipelineNames,
+                         filter_columns: Sequence[str] = (), *,
+                         pipeline: str | None = None) -> None:
+    """What a worker's or listener's read DSN needs: the key, text, filter columns and
+    the stored hash and model."""
+    read = [*names.key, *names.columns, *filter_columns, names.hash, names.model]
+    await require_columns(conn, names, read=list(dict.fromkeys(read)), pipeline=pipeline)
