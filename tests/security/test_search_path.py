@@ -171,3 +171,23 @@ async def test_a_superuser_write_after_a_hostile_role_planted_overloads_stays_cl
     finally:
         await conn.close()
     await _assert_never_ran(roles)
+
+
+async def test_apply_upgrades_an_unpinned_function_of_an_older_install(
+        roles: Roles, cli: Cli, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, SPEC.format(name=f"up_{roles.suffix}", threshold="null",
+                                            redis="redis://127.0.0.1:1/0"))
+    assert (await cli("apply", spec, role="owner")).code == 0
+    owner = await roles.connect("owner")
+    try:  # what an older version left behind: another body, no pinned search_path
+        await owner.execute("CREATE OR REPLACE FUNCTION v10r.v10r_notify() RETURNS trigger "
+                            "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$")
+        plan = await cli("plan", spec, role="owner")
+        assert plan.code == 2 and "update function v10r.v10r_notify()" in plan.out, plan.output
+        assert (await cli("apply", spec, role="owner")).code == 0
+        config = await owner.fetchval(
+            "SELECT proconfig FROM pg_proc WHERE oid = 'v10r.v10r_notify()'::regprocedure")
+    finally:
+        await owner.close()
+    assert config == ["search_path=pg_catalog, pg_temp"]
+    assert (await cli("plan", spec, role="owner")).code == 0
