@@ -63,6 +63,12 @@ BEGIN PERFORM public.v10r_hijacked('convert_to');
 CREATE FUNCTION public.cardinality(jsonb[]) RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN PERFORM public.v10r_hijacked('cardinality');
       RETURN pg_catalog.cardinality($1); END $$;
+CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.v10r_hijacked('unnest(text[])');
+      RETURN QUERY SELECT pg_catalog.unnest($1); END $$;
+CREATE FUNCTION public.unnest(int2vector) RETURNS SETOF smallint LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.v10r_hijacked('unnest(int2vector)');
+      RETURN QUERY SELECT pg_catalog.unnest($1::pg_catalog.int2[]); END $$;
 CREATE FUNCTION public.v10r_eq(varchar, varchar) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN PERFORM public.v10r_hijacked('=(varchar, varchar)');
       RETURN $1::pg_catalog.text OPERATOR(pg_catalog.=) $2::pg_catalog.text; END $$;

@@ -120,12 +120,14 @@ _TABLES = """
 SELECT c.oid, n.nspname, c.relname, c.relkind::text AS kind,
        pg_has_role(c.relowner, 'USAGE') AS owned, greatest(c.reltuples, 0)::bigint AS rows
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN unnest($1::text[], $2::text[]) AS w(s, t) ON w.s = n.nspname AND w.t = c.relname
+JOIN ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS w(s, t)
+  ON w.s = n.nspname AND w.t = c.relname
 """
 
 _COLUMNS = """
 SELECT a.attrelid AS oid, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-       coalesce(bt.typname, t.typname) AS base_type, NOT (a.attnotnull OR t.typnotnull) AS nullable
+       coalesce(bt.typname, t.typname) AS base_type,
+       NOT (a.attnotnull OR t.typnotnull) AS nullable
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -135,10 +137,10 @@ ORDER BY a.attrelid, a.attnum
 _INDEXES = """
 SELECT i.indrelid AS oid, ic.relname AS name, i.indisunique AS unique, i.indisvalid AS valid,
        (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL) AS partial, am.amname AS method,
-       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+       array(SELECT a.attname FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS columns,
-       array(SELECT oc.opcname FROM unnest(i.indclass) WITH ORDINALITY k(oid, ord)
+       array(SELECT oc.opcname FROM pg_catalog.unnest(i.indclass) WITH ORDINALITY k(oid, ord)
              JOIN pg_opclass oc ON oc.oid = k.oid ORDER BY k.ord) AS opclasses,
        coalesce(ic.reloptions, '{}') AS options
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
