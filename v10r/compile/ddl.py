@@ -2,7 +2,10 @@
 
 The reconciler compares these desired objects with the live catalog; the same SQL is
 shown by `v10r plan` and run by `v10r apply`. Every identifier goes through
-`quote_ident`, every value through `quote_literal`.
+`quote_ident`, every value through `quote_literal`. The trigger function and its
+arguments run inside users' writes, possibly a superuser's: the function pins
+`search_path`, and every call, operator and cast is schema-qualified, so no object
+another role creates in a schema is ever called (CVE-2018-1058).
 
 Triggers. One shared function, `v10r.v10r_notify()`, is configured per trigger through
 its arguments (`TG_ARGV`): the channel, the `schema.table` label, SQL for the row key and
