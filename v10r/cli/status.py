@@ -7,7 +7,9 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+import asyncpg
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from v10r import db
@@ -28,6 +30,8 @@ def status(paths: tuple[str, ...], fmt: str) -> None:
     \b
     A row is current when its stored hash matches its current text, model and
     preprocessing; stale when any of those changed; missing when never embedded.
+    During a blue/green re-embedding the counts are those of the new column being
+    filled (queries still read the old one); `v10r apply` swaps them once it is done.
     Exit codes: 0 every pipeline applied and nothing pending, 1 error,
     3 something pending or not applied (useful in scripts and health checks).
     """
@@ -38,6 +42,7 @@ def status(paths: tuple[str, ...], fmt: str) -> None:
     else:
         _render(report)
     in_sync = all(r["applied"] and r["up_to_date"] and r["counts"] and r["counts"]["pending"] == 0
+                  and not r["reembedding"]
                   for r in report)
     sys.exit(0 if in_sync else 3)
 
@@ -61,17 +66,27 @@ async def _collect(pipelines: list[Pipeline]) -> list[dict[str, Any]]:
 async def _one(conn: Any, p: Pipeline, state: AppliedPipeline) -> dict[str, Any]:
     counts: Counts | None = None
     if state.applied:
-        counts = await pipeline_counts(conn, p, state.names)
+        try:
+            counts = await pipeline_counts(conn, p, state.names)
+        except asyncpg.UndefinedColumnError:
+            counts = None  # a drifted pipeline: its problems say which column is missing
+    serving = state.serving or state.names
+    migration = None
+    if state.serving is not None and counts is not None:
+        migration = {"column": state.names.embedding, "done": counts.current,
+                     "total": counts.rows, "complete": counts.pending == 0}
     return {
         "pipeline": p.name,
-        "table": state.names.display_table,
-        "column": state.names.embedding,
+        "table": serving.display_table,
+        "column": serving.embedding,
         "model": p.model,
         "queue": p.queue.kind,
         "applied": state.applied,
         "up_to_date": state.up_to_date,
         "problems": list(state.problems),
+        "warnings": list(state.warnings),
         "counts": counts.as_json() if counts else None,
+        "reembedding": migration,
     }
 
 
@@ -84,9 +99,13 @@ def _render(report: list[dict[str, Any]]) -> None:
                          no_wrap=column != "table.column", overflow="fold")
     for r in report:
         c = r["counts"] or {}
+        m = r["reembedding"]
         state = "[green]in sync[/]" if r["up_to_date"] and c.get("pending") == 0 else (
             "[yellow]embedding[/]" if r["up_to_date"] else
             "[red]not applied[/]" if not r["applied"] else "[red]drifted[/]")
+        if m:
+            state = ("[yellow]re-embedded: run `v10r apply` to cut over[/]" if m["complete"]
+                     else "[yellow]re-embedding[/]")
         last = (c.get("last_embedded_at") or "—")[:19].replace("T", " ")
         table.add_row(r["pipeline"], f"{r['table']}.{r['column']}", r["model"], state,
                       *(str(c.get(k, "—")) for k in ("rows", "current", "stale", "missing", "empty")),
@@ -94,5 +113,12 @@ def _render(report: list[dict[str, Any]]) -> None:
     out = console()
     out.print(table)
     for r in report:
+        name = escape(r["pipeline"])
+        if m := r["reembedding"]:
+            out.print(f"[yellow]{name}[/]: re-embedding into {escape(m['column'])}: "
+                      f"{m['done']:,}/{m['total']:,} rows done; queries read "
+                      f"{escape(r['column'])} until `v10r apply` cuts over")
         for problem in r["problems"]:
-            out.print(f"[red]{r['pipeline']}[/]: {problem}")
+            out.print(f"[red]{name}[/]: {escape(problem)}")
+        for warning in r["warnings"]:
+            out.print(f"[yellow]{name}[/]: {escape(warning)}")
