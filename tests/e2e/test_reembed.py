@@ -217,3 +217,23 @@ async def test_in_place_re_embedding_counts_every_row(edits: list[dict[str, Any]
     await setup.fill("SELECT count(*) = 0 FROM docs WHERE body_embedding IS NULL")
     code, report = await setup.status()
     assert code == 0 and report["counts"]["current"] == ROWS
+
+
+async def test_a_large_tables_index_is_built_after_the_initial_fill(setup: Setup) -> None:
+    await setup.db.execute("ANALYZE docs")
+    setup.env["V10R_INDEX_AFTER_ROWS"] = str(ROWS // 2)
+    second = merge(setup.base, {"name": setup.base["name"] + "_2", "target": {"column": "second"}})
+    setup.spec.write_text(yaml.safe_dump_all([setup.base, second]))
+    code, out, err = await setup.cli("apply", str(setup.spec))
+    assert code == 0, err
+    assert "build HNSW index docs_second_hnsw" not in out
+    assert await setup.db.fetchval("SELECT to_regclass('docs_second_hnsw')") is None
+    code, out, err = await setup.cli("status", str(setup.spec))
+    assert "docs_second_hnsw is not built yet" in out, out + err
+
+    await setup.fill("SELECT count(*) = 0 FROM docs WHERE second IS NULL")
+    code, out, err = await setup.cli("apply", str(setup.spec))
+    assert code == 0 and "build HNSW index docs_second_hnsw" in out, out + err
+    assert await setup.db.fetchval("SELECT indisvalid FROM pg_index "
+                                   "WHERE indexrelid = 'docs_second_hnsw'::regclass")
+    assert (await setup.cli("status", str(setup.spec)))[0] == 0

@@ -86,8 +86,16 @@ def plan(paths: tuple[str, ...], show_sql: bool, fmt: str, prune: bool,
               help="Run destructive operations without asking (needed without a terminal).")
 @click.option("--sql", "show_sql", is_flag=True, help="Show the SQL that ran.")
 @index_after_rows_option
+@click.option("--lock-timeout", type=click.FloatRange(min=0.001), default=5.0,
+              envvar="V10R_LOCK_TIMEOUT", show_default=True,
+              help="Seconds DDL waits for a table lock before stepping back (queries on the "
+              "table queue behind a waiting ALTER, so keep it short).")
+@click.option("--lock-retries", type=click.IntRange(min=0), default=5,
+              envvar="V10R_LOCK_RETRIES", show_default=True,
+              help="Further attempts after a lock timeout, with doubling pauses from 1s.")
 def apply(paths: tuple[str, ...], prune: bool, drop_columns: bool, yes: bool,
-          show_sql: bool, index_after_rows: int) -> None:
+          show_sql: bool, index_after_rows: int, lock_timeout: float,
+          lock_retries: int) -> None:
     """Create or update columns, HNSW indexes, triggers and bookkeeping to match the specs.
 
     Safe to re-run: when nothing changed it does nothing. Before anything destructive
@@ -100,6 +108,7 @@ def apply(paths: tuple[str, ...], prune: bool, drop_columns: bool, yes: bool,
     changed), 2 usage error.
     """
     from v10r.reconcile import apply_pipelines, plan_pipelines
+    from v10r.reconcile.locks import LockSettings
     from v10r.reconcile.render import render_text
 
     try:
@@ -112,7 +121,8 @@ def apply(paths: tuple[str, ...], prune: bool, drop_columns: bool, yes: bool,
             approve = _confirm(planned.operations)
         result = run(apply_pipelines(pipelines, prune=prune, drop_columns=drop_columns,
                                      approve=approve, spec_set=spec_set,
-                                     index_after_rows=index_after_rows))
+                                     index_after_rows=index_after_rows,
+                                     locks=LockSettings(lock_timeout, lock_retries)))
     except V10rError as exc:
         _fail(exc)
         return

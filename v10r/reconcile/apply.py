@@ -1,5 +1,6 @@
-"""`apply_pipelines`: run the plan. One transaction under v10r's advisory lock, then the
-concurrent index builds, which cannot run inside a transaction.
+"""`apply_pipelines`: run the plan. One transaction under v10r's advisory lock (its DDL
+waits at most `lock_timeout`, see `locks`), then the concurrent index builds, which
+cannot run inside a transaction.
 
 The plan is recomputed after the lock is taken, so a second, concurrent apply sees the
 first one's result and has nothing to do. The session also holds the lock (taken by
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 
 import asyncpg
@@ -20,6 +21,7 @@ from v10r.compile.ddl import ADVISORY_LOCK_KEY
 from v10r.errors import PlanError
 from v10r.reconcile.columns import DEFAULT_INDEX_AFTER_ROWS
 from v10r.reconcile.diff import DatabasePlan, DiffOptions
+from v10r.reconcile.locks import LockBusy, LockSettings, with_retries
 from v10r.reconcile.ops import CreateIndex, Operation, destructive, op_args
 from v10r.reconcile.plan import Plan, by_database, open_checked, plan_database
 from v10r.reconcile.specset import SpecSet
@@ -44,7 +46,8 @@ class ApplyResult:
 async def apply_pipelines(pipelines: Sequence[Pipeline], *, prune: bool = False,
                           drop_columns: bool = False, approve: Approval = False,
                           spec_set: SpecSet | None = None,
-                          index_after_rows: int = DEFAULT_INDEX_AFTER_ROWS) -> ApplyResult:
+                          index_after_rows: int = DEFAULT_INDEX_AFTER_ROWS,
+                          locks: LockSettings | None = None) -> ApplyResult:
     """Make every database match the specs; re-running it is a no-op.
 
     Destructive operations run only when approved: `approve=True`, or the set of their
@@ -58,7 +61,8 @@ async def apply_pipelines(pipelines: Sequence[Pipeline], *, prune: bool = False,
         try:
             await _lock(conn)
             try:
-                done.append(await _apply_one(conn, group, database.name, options, approve))
+                done.append(await _apply_one(conn, group, database.name, options, approve,
+                                             locks or LockSettings()))
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
         finally:
@@ -76,25 +80,31 @@ async def _lock(conn: asyncpg.Connection) -> None:
 
 
 async def _apply_one(conn: asyncpg.Connection, group: list[Pipeline], name: str,
-                     options: DiffOptions, approve: Approval) -> DatabasePlan:
+                     options: DiffOptions, approve: Approval, locks: LockSettings
+                     ) -> DatabasePlan:
     """One round, and a second one when the first only built the index a finished
     re-embedding waits for before its cutover."""
-    first = await _round(conn, group, name, options, approve)
+    def attempt() -> Awaitable[DatabasePlan]:
+        return _round(conn, group, name, options, approve, locks)
+
+    first = await with_retries(conn, attempt, locks)
     nexts = {f.names.embedding for f in first.filling.values()} - {
         c.names.embedding for c in first.compiled}
     if not any(isinstance(op, CreateIndex) and op.index.column in nexts
                for op in first.operations):
         return first
-    second = await _round(conn, group, name, options, approve)
+    second = await with_retries(conn, attempt, locks)
     return replace(second, operations=first.operations + second.operations)
 
 
 async def _round(conn: asyncpg.Connection, group: list[Pipeline], name: str,
-                 options: DiffOptions, approve: Approval) -> DatabasePlan:
+                 options: DiffOptions, approve: Approval, locks: LockSettings
+                 ) -> DatabasePlan:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
         dbplan, _ = await plan_database(conn, group, options, name)
         check_approved(dbplan.operations, approve)
+        await conn.execute(locks.set_sql())
         for op in dbplan.operations:
             if op.transactional:
                 await execute(conn, op)
@@ -123,6 +133,8 @@ async def execute(conn: asyncpg.Connection, op: Operation) -> None:
         for sql in op.sql:
             args = op_args(op)
             await (conn.execute(sql, *args) if args else conn.execute(sql))
+    except asyncpg.LockNotAvailableError:
+        raise LockBusy(op) from None
     except asyncpg.PostgresError as exc:
         hint = ("run v10r apply as the owner of the tables (and with CREATE on the database)"
                 if isinstance(exc, asyncpg.InsufficientPrivilegeError)
