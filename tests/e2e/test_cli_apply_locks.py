@@ -61,7 +61,7 @@ async def test_apply_gives_up_clearly_and_changes_nothing(blocked, pg_dsn: str) 
 
 
 async def test_apply_succeeds_once_the_lock_is_released(blocked, pg_dsn: str) -> None:
-    spec, admin, holder, tx = blocked
+    spec, admin, _, tx = blocked
     env = {**os.environ, "DATABASE_URL": pg_dsn, "NO_COLOR": "1"}
     proc = await asyncio.create_subprocess_exec(
         V10R, "apply", str(spec), "--lock-timeout", "0.2", "--lock-retries", "20", env=env,
@@ -71,6 +71,6 @@ async def test_apply_succeeds_once_the_lock_is_released(blocked, pg_dsn: str) ->
         while b"waiting for the lock" not in (line := await proc.stderr.readline()):
             assert line, "apply ended without waiting"
     await tx.commit()
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err
     assert await second_exists(admin)
