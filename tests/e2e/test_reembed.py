@@ -162,7 +162,7 @@ async def test_blue_green_re_embedding_never_shows_a_null_vector(kind: str, setu
                          "IS NULL")
         code, report = await setup.status()
         assert report["reembedding"] == {"column": "body_embedding_v10r_next", "done": ROWS,
-                                         "total": ROWS, "complete": True}
+                                         "total": ROWS, "complete": True, "eta_s": None}
         code, out, err = await setup.cli("apply", str(setup.spec))
         assert code == 0, err
         assert "cut over public.docs.body_embedding" in out

@@ -16,6 +16,7 @@ from v10r import db
 from v10r.cli.common import console, run, spec_paths, specs_argument
 from v10r.ops.status import Counts, pipeline_counts
 from v10r.reconcile.state import AppliedPipeline, applied_state
+from v10r.spec.identifiers import quote_ident
 from v10r.spec.load import load_pipelines
 from v10r.spec.model import Pipeline
 
@@ -74,7 +75,8 @@ async def _one(conn: Any, p: Pipeline, state: AppliedPipeline) -> dict[str, Any]
     migration = None
     if state.serving is not None and counts is not None:
         migration = {"column": state.names.embedding, "done": counts.current,
-                     "total": counts.rows, "complete": counts.pending == 0}
+                     "total": counts.rows, "complete": counts.pending == 0,
+                     "eta_s": await _eta(conn, state, counts)}
     return {
         "pipeline": p.name,
         "table": serving.display_table,
@@ -88,6 +90,16 @@ async def _one(conn: Any, p: Pipeline, state: AppliedPipeline) -> dict[str, Any]
         "counts": counts.as_json() if counts else None,
         "reembedding": migration,
     }
+
+
+async def _eta(conn: Any, state: AppliedPipeline, counts: Counts) -> float | None:
+    """Seconds left at the rate the new column has been filled so far (None: no rate yet)."""
+    at = quote_ident(state.names.at)
+    span = await conn.fetchval(f"SELECT extract(epoch FROM max({at}) - min({at})) "
+                               f"FROM {state.names.qualified_table}")
+    if not span or counts.current == 0 or counts.pending == 0:
+        return None
+    return round(float(span) / counts.current * counts.pending, 1)
 
 
 def _render(report: list[dict[str, Any]]) -> None:
@@ -104,7 +116,7 @@ def _render(report: list[dict[str, Any]]) -> None:
             "[yellow]embedding[/]" if r["up_to_date"] else
             "[red]not applied[/]" if not r["applied"] else "[red]drifted[/]")
         if m:
-            state = ("[yellow]re-embedded: run `v10r apply` to cut over[/]" if m["complete"]
+            state = ("[yellow]ready to cut over[/]" if m["complete"]
                      else "[yellow]re-embedding[/]")
         last = (c.get("last_embedded_at") or "—")[:19].replace("T", " ")
         table.add_row(r["pipeline"], f"{r['table']}.{r['column']}", r["model"], state,
@@ -115,8 +127,9 @@ def _render(report: list[dict[str, Any]]) -> None:
     for r in report:
         name = escape(r["pipeline"])
         if m := r["reembedding"]:
+            eta = f", ~{m['eta_s']:,.0f}s left" if m["eta_s"] is not None else ""
             out.print(f"[yellow]{name}[/]: re-embedding into {escape(m['column'])}: "
-                      f"{m['done']:,}/{m['total']:,} rows done; queries read "
+                      f"{m['done']:,}/{m['total']:,} rows done{eta}; queries read "
                       f"{escape(r['column'])} until `v10r apply` cuts over")
         for problem in r["problems"]:
             out.print(f"[red]{name}[/]: {escape(problem)}")

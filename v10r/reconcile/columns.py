@@ -146,12 +146,13 @@ def owns_column(pipeline: str, live: LiveColumn | None, roles: tuple[str, ...]) 
 
 # --- one column set -----------------------------------------------------------------------
 
-def _ensure(c: ddl.CompiledPipeline, table: LiveTable) -> tuple[list[ops.Operation], bool]:
+def _ensure(c: ddl.CompiledPipeline, table: LiveTable, serving: bool = True
+            ) -> tuple[list[ops.Operation], bool]:
     """Add the missing columns of `c`, replace those of the wrong type (a replaced vector
     column resets the hash too, so no row looks current without a vector)."""
     n = c.names
-    renamed_from = c.pipeline.embedding_column if n.embedding != c.pipeline.embedding_column \
-        else None
+    renamed_from = c.pipeline.embedding_column if serving and \
+        n.embedding != c.pipeline.embedding_column else None
     result: list[ops.Operation] = []
     replaced = False
     for col, role in zip(c.columns, ROLES, strict=True):
@@ -268,7 +269,7 @@ def _blue_green(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded, base: 
         return ColumnPlan(result, row, (("the spec is back to what the column holds: the "
                                         "unfinished re-embedding is dropped"),))
     restart = rec.next_column is not None and rec.next_fingerprint != c.fingerprint
-    ensured, replaced = _ensure(nxt, table)
+    ensured, replaced = _ensure(nxt, table, serving=False)
     if restart and not replaced:
         hash_col = table.columns.get(nxt.names.hash)
         if hash_col is not None:
@@ -300,13 +301,13 @@ def _blue_green(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded, base: 
                                           marker(c.name, INDEX_ROLE), pipeline=c.name))
             return ColumnPlan(result, row, (("re-embedding complete: building the new "
                                             "column's index, then cutting over"),),
-                              nxt.names, phases=phases)
+                              nxt.names)
     cut, retired = _cutover(c, nxt, table, rec)
     result.append(cut)
     row = replace(base, fingerprint=c.fingerprint, next_column=None, next_fingerprint=None,
                   retired=(*rec.retired, retired),
                   columns=_owned(c, replace(rec, retired=(*rec.retired, retired)), ()))
-    return ColumnPlan(result, row, ("re-embedding complete: cutting over",), phases=phases)
+    return ColumnPlan(result, row, ("re-embedding complete: cutting over",))
 
 
 def _cutover(c: ddl.CompiledPipeline, nxt: ddl.CompiledPipeline, table: LiveTable,
