@@ -319,3 +319,15 @@ def test_a_pipeline_moved_to_another_table_leaves_the_old_one() -> None:
                if isinstance(op, (ops.DropIndex, ops.DropTrigger))]
     assert len(dropped) == 3 and all("docs" in d for d in dropped)
     assert not any(isinstance(op, ops.ForgetPipeline) for op in plan.operations)
+
+
+def test_a_failed_build_of_the_new_columns_index_is_rebuilt_without_asking() -> None:
+    changed = pipeline(preprocess={"max_chars": 100})
+    state = migrating(changed)
+    index = ddl.compile_pipeline(changed, "body_embedding_v10r_next").index
+    state.tables[("public", "docs")].indexes[index.name] = LiveIndex(
+        index.name, (index.column,), False, False, False, "hnsw", (index.opclass,),
+        ("m=16", "ef_construction=64"))  # invalid, unmarked: an apply killed mid-build
+    plan = diff([changed], state, DiffOptions(fills={"docs": Fill(0, 10)}))
+    assert kinds(plan) == ["DropIndex", "CreateIndex"]
+    assert not any(op.destructive for op in plan.operations)

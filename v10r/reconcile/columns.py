@@ -295,8 +295,9 @@ def _blue_green(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded, base: 
         live = table.indexes.get(nxt.index.name)
         if live is None or _index_problem(live, nxt.index) is not None:
             if live is not None:
-                result.append(ops.DropIndex(c.names.schema, nxt.index.name, "rebuilt",
-                                            pipeline=c.name))
+                result.append(ops.DropIndex(c.names.schema, nxt.index.name,
+                                            _index_problem(live, nxt.index) or "rebuilt",
+                                            invalid=not live.valid, pipeline=c.name))
             result.append(ops.CreateIndex(c.names.schema, c.names.table, nxt.index,
                                           marker(c.name, INDEX_ROLE), pipeline=c.name))
             return ColumnPlan(result, row, (("re-embedding complete: building the new "

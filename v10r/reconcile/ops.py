@@ -74,10 +74,23 @@ class UpgradeBookkeeping(Operation):
 
 
 @dataclass(frozen=True, slots=True)
-class AddColumn(Operation):
+class ColumnOperation(Operation):
+    """An operation on one column of a user's table."""
+
     schema: str
     table: str
     column: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.schema}.{self.table}.{self.column}"
+
+    def comment_sql(self, text: str) -> str:
+        return comment_column_sql(self.schema, self.table, self.column, text)
+
+
+@dataclass(frozen=True, slots=True)
+class AddColumn(ColumnOperation):
     type: str
     marker: str
     renamed_from: str | None = None
@@ -85,41 +98,34 @@ class AddColumn(Operation):
     def describe(self) -> str:
         note = f" (renamed from {self.renamed_from}: that name is taken)" if self.renamed_from \
             else ""
-        return f"add column {self.schema}.{self.table}.{self.column} {self.type}{note}"
+        return f"add column {self.ref} {self.type}{note}"
 
     @property
     def sql(self) -> tuple[str, ...]:
         return ((f"ALTER TABLE {qualified(self.schema, self.table)} "
                 f"ADD COLUMN IF NOT EXISTS {quote_ident(self.column)} {self.type}"),
-                comment_column_sql(self.schema, self.table, self.column, self.marker))
+                self.comment_sql(self.marker))
 
 
 @dataclass(frozen=True, slots=True)
-class MarkColumn(Operation):
+class MarkColumn(ColumnOperation):
     """Set v10r's ownership marker on a column it already manages."""
 
-    schema: str
-    table: str
-    column: str
     marker: str
     reason: str
 
     def describe(self) -> str:
-        return f"mark column {self.schema}.{self.table}.{self.column} as {self.marker} " \
-            f"({self.reason})"
+        return f"mark column {self.ref} as {self.marker} ({self.reason})"
 
     @property
     def sql(self) -> tuple[str, ...]:
-        return (comment_column_sql(self.schema, self.table, self.column, self.marker),)
+        return (self.comment_sql(self.marker),)
 
 
 @dataclass(frozen=True, slots=True)
-class ReplaceColumn(Operation):
+class ReplaceColumn(ColumnOperation):
     """In-place re-embedding: v10r's column with the wrong type, or a hash to reset."""
 
-    schema: str
-    table: str
-    column: str
     old_type: str
     type: str
     marker: str
@@ -127,7 +133,7 @@ class ReplaceColumn(Operation):
 
     def describe(self) -> str:
         what = "vectors" if self.type.startswith(("vector", "halfvec")) else "values"
-        return (f"replace column {self.schema}.{self.table}.{self.column}: {self.old_type} → "
+        return (f"replace column {self.ref}: {self.old_type} → "
                 f"{self.type} (existing {what} are dropped; every row is re-embedded)")
 
     @property
@@ -135,18 +141,15 @@ class ReplaceColumn(Operation):
         table = qualified(self.schema, self.table)
         return (f"ALTER TABLE {table} DROP COLUMN {quote_ident(self.column)}",
                 f"ALTER TABLE {table} ADD COLUMN {quote_ident(self.column)} {self.type}",
-                comment_column_sql(self.schema, self.table, self.column, self.marker))
+                self.comment_sql(self.marker))
 
 
 @dataclass(frozen=True, slots=True)
-class DropColumn(Operation):
-    schema: str
-    table: str
-    column: str
+class DropColumn(ColumnOperation):
     destructive = True
 
     def describe(self) -> str:
-        return f"drop column {self.schema}.{self.table}.{self.column}"
+        return f"drop column {self.ref}"
 
     @property
     def sql(self) -> tuple[str, ...]:
