@@ -331,3 +331,25 @@ def test_a_failed_build_of_the_new_columns_index_is_rebuilt_without_asking() -> 
     plan = diff([changed], state, DiffOptions(fills={"docs": Fill(0, 10)}))
     assert kinds(plan) == ["DropIndex", "CreateIndex"]
     assert not any(op.destructive for op in plan.operations)
+
+
+def test_a_second_change_mid_way_restarts_the_fill_without_dropping_anything() -> None:
+    state = migrating(pipeline(preprocess={"max_chars": 100}))
+    again = pipeline(preprocess={"max_chars": 50})
+    plan = diff([again], state, DiffOptions(fills={"docs": Fill(0, 10)}))  # counts: stale
+    assert kinds(plan) == ["RecordPipeline"]
+    assert plan.operations[0].row.next_fingerprint == ddl.compile_pipeline(again).fingerprint
+    bigger = pipeline(preprocess={"max_chars": 100}, embedding={
+        "provider": "custom", "base_url": "http://x", "model": "m", "dimensions": 768})
+    plan = diff([bigger], state)
+    assert kinds(plan) == ["ReplaceColumn", "ReplaceColumn", "RecordPipeline"]
+    assert [op.column for op in plan.operations[:2]] == ["body_embedding_v10r_next",
+                                                         "body_embedding_v10r_next_hash"]
+
+
+def test_going_back_mid_way_drops_the_unfinished_column_with_confirmation() -> None:
+    plan = diff([pipeline()], migrating(pipeline(preprocess={"max_chars": 100})))
+    drops = [op for op in plan.operations if isinstance(op, ops.DropColumn)]
+    assert drops[0].column == "body_embedding_v10r_next" and len(drops) == 5
+    assert all(op.destructive for op in drops)
+    assert plan.operations[-1].row.next_column is None

@@ -268,16 +268,13 @@ def _blue_green(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded, base: 
                       next_fingerprint=None, columns=_owned(c, rec, ()))
         return ColumnPlan(result, row, (("the spec is back to what the column holds: the "
                                         "unfinished re-embedding is dropped"),))
+    # Changed again mid-way: the next column's hashes no longer match the new fingerprint,
+    # so every row counts as pending again without resetting anything.
     restart = rec.next_column is not None and rec.next_fingerprint != c.fingerprint
     ensured, replaced = _ensure(nxt, table, serving=False)
-    if restart and not replaced:
-        hash_col = table.columns.get(nxt.names.hash)
-        if hash_col is not None:
-            ensured.append(ops.ReplaceColumn(c.names.schema, c.names.table, nxt.names.hash,
-                                             hash_col.type, hash_col.type,
-                                             marker(c.name, "hash"), pipeline=c.name))
     result.extend(ensured)
     started = rec.next_column is None or restart or bool(ensured)
+    from_scratch = rec.next_column is None or replaced
     row = replace(base, fingerprint=rec.fingerprint, next_column=nxt.names.embedding,
                   next_fingerprint=c.fingerprint,
                   columns=_owned(c, rec, tuple(column_roles(nxt.names))))
@@ -290,7 +287,8 @@ def _blue_green(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded, base: 
         done = "" if fill is None or started else \
             f" ({fill.total - fill.pending:,}/{fill.total:,} rows done)"
         note = f"re-embedding blue/green into {nxt.names.embedding}{done}"
-        return ColumnPlan(result, row, (note,), nxt.names, from_scratch=started, phases=phases)
+        return ColumnPlan(result, row, (note,), nxt.names, from_scratch=from_scratch,
+                          phases=phases)
     if nxt.index is not None:
         live = table.indexes.get(nxt.index.name)
         if live is None or _index_problem(live, nxt.index) is not None:
