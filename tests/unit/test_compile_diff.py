@@ -353,3 +353,14 @@ def test_going_back_mid_way_drops_the_unfinished_column_with_confirmation() -> N
     assert drops[0].column == "body_embedding_v10r_next" and len(drops) == 5
     assert all(op.destructive for op in drops)
     assert plan.operations[-1].row.next_column is None
+
+
+def test_a_rename_never_touches_a_column_the_catalog_does_not_say_is_ours() -> None:
+    state = applied(pipeline())
+    table = state.tables[("public", "docs")]
+    table.columns["other"] = LiveColumn("other", "text", "text", "the user's own")
+    rec = state.recorded["docs"]  # as if another role had edited the bookkeeping row
+    state = replace(state, recorded={"docs": replace(rec, embedding_column="other",
+                                                     columns=(*rec.columns, "other"))})
+    with pytest.raises(PlanError, match="other is not marked as v10r's"):
+        diff([pipeline()], state)

@@ -76,7 +76,8 @@ def plan_columns(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded | None
     result: list[ops.Operation] = []
     if rec is not None and rec.embedding_column != c.names.embedding:
         rename, table, rec = _rename(c, table, rec)
-        result.append(rename)
+        if rename.sql:
+            result.append(rename)
     result.extend(_adopt(c, c.names, table, rec))
     serving = table.columns.get(c.names.embedding)
     invalid = rec is not None and serving is not None and (
@@ -105,18 +106,11 @@ def _adopt(c: ddl.CompiledPipeline, names: PipelineNames, table: LiveTable,
         live = table.columns.get(col)
         if live is None or parse_marker(live.comment) == (c.name, role):
             continue
-        recorded = rec is not None and col in rec.columns
-        if parse_marker(live.comment) is None and recorded and _type_agrees(live, role):
-            result.append(ops.MarkColumn(names.schema, names.table, col, marker(c.name, role),
-                                         "adopting a column an older v10r created",
-                                         pipeline=c.name))
-            continue
-        raise PlanError(
-            f"column {names.display_table}.{col} is not marked as v10r's for this pipeline "
-            f"(comment: {live.comment!r}, type {live.type}); v10r never alters it",
-            pipeline=c.name, obj=f"{names.display_table}.{col}",
-            hint="if v10r.pipelines was edited, restore it; otherwise set `target.column` "
-            "to a free name")
+        if not _adoptable(live, role, rec):
+            raise _not_ours(c.name, names, live)
+        result.append(ops.MarkColumn(names.schema, names.table, col, marker(c.name, role),
+                                     "adopting a column an older v10r created",
+                                     pipeline=c.name))
     index = table.indexes.get(names.index)
     if rec is not None and index is not None and rec.index_name == names.index \
             and index.comment is None and index.method == "hnsw" \
@@ -125,6 +119,21 @@ def _adopt(c: ddl.CompiledPipeline, names: PipelineNames, table: LiveTable,
                                     "adopting an index an older v10r created",
                                     pipeline=c.name))
     return result
+
+
+def _adoptable(live: LiveColumn, role: str, rec: Recorded | None) -> bool:
+    """An unmarked column an older v10r created: bookkeeping and catalog agree."""
+    return parse_marker(live.comment) is None and rec is not None \
+        and live.name in rec.columns and _type_agrees(live, role)
+
+
+def _not_ours(pipeline: str, names: PipelineNames, live: LiveColumn) -> PlanError:
+    return PlanError(
+        f"column {names.display_table}.{live.name} is not marked as v10r's for this pipeline "
+        f"(comment: {live.comment!r}, type {live.type}); v10r never alters it",
+        pipeline=pipeline, obj=f"{names.display_table}.{live.name}",
+        hint="if v10r.pipelines was edited, restore it; otherwise set `target.column` to a "
+        "free name")
 
 
 def owns_index(pipeline: str, index: LiveIndex, table: LiveTable) -> bool:
@@ -346,6 +355,12 @@ def _rename(c: ddl.CompiledPipeline, table: LiveTable, rec: Recorded
     old = pipeline_names(c.pipeline, rec.embedding_column)
     pairs = [(a, b) for a, b in zip(column_roles(old), column_roles(c.names), strict=True)
              if a in table.columns]
+    roles = column_roles(old)
+    for a, _ in pairs:  # never rename a column the catalog does not say is ours
+        live = table.columns[a]
+        if parse_marker(live.comment) != (c.name, roles[a]) \
+                and not _adoptable(live, roles[a], rec):
+            raise _not_ours(c.name, old, live)
     index_pairs = [(old.index, c.names.index)] if old.index in table.indexes and \
         rec.index_name == old.index else []
     op = ops.RenameColumns(c.names.schema, c.names.table, tuple(pairs), tuple(index_pairs),
