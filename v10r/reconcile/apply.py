@@ -102,9 +102,12 @@ async def _round(conn: asyncpg.Connection, group: list[Pipeline], name: str,
                  ) -> DatabasePlan:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
-        dbplan, _ = await plan_database(conn, group, options, name)
-        check_approved(dbplan.operations, approve)
         await conn.execute(locks.set_sql())
+        try:
+            dbplan, _ = await plan_database(conn, group, options, name)
+        except asyncpg.LockNotAvailableError:  # counting rows behind an exclusive lock
+            raise LockBusy("reading the tables to plan") from None
+        check_approved(dbplan.operations, approve)
         for op in dbplan.operations:
             if op.transactional:
                 await execute(conn, op)
@@ -134,7 +137,7 @@ async def execute(conn: asyncpg.Connection, op: Operation) -> None:
             args = op_args(op)
             await (conn.execute(sql, *args) if args else conn.execute(sql))
     except asyncpg.LockNotAvailableError:
-        raise LockBusy(op) from None
+        raise LockBusy.of(op) from None
     except asyncpg.PostgresError as exc:
         hint = ("run v10r apply as the owner of the tables (and with CREATE on the database)"
                 if isinstance(exc, asyncpg.InsufficientPrivilegeError)

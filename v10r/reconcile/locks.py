@@ -47,19 +47,21 @@ class LockSettings:
 
 
 class LockBusy(Exception):
-    """An operation could not get its lock within `lock_timeout` (rolled back)."""
+    """A statement could not get its lock within `lock_timeout` (the transaction rolled
+    back). `relation` is the quoted `schema.table` when known."""
 
-    def __init__(self, op: Operation) -> None:
-        super().__init__(op.describe())
-        self.op = op
+    def __init__(self, what: str, relation: str | None = None,
+                 pipeline: str | None = None) -> None:
+        super().__init__(what)
+        self.what, self.relation, self.pipeline = what, relation, pipeline
 
+    @classmethod
+    def of(cls, op: Operation) -> LockBusy:
+        from v10r.spec.identifiers import qualified
 
-def locked_relation(op: Operation) -> str | None:
-    """`schema.table` (quoted) the operation locks, when it names one."""
-    from v10r.spec.identifiers import qualified
-
-    schema, table = getattr(op, "schema", None), getattr(op, "table", None)
-    return qualified(schema, table) if schema and table else None
+        schema, table = getattr(op, "schema", None), getattr(op, "table", None)
+        relation = qualified(schema, table) if schema and table else None
+        return cls(op.describe(), relation, op.pipeline)
 
 
 async def holders(conn: asyncpg.Connection, relation: str | None) -> str:
@@ -82,13 +84,13 @@ async def with_retries(conn: asyncpg.Connection, attempt: Callable[[], Awaitable
         try:
             return await attempt()
         except LockBusy as busy:
-            relation = locked_relation(busy.op)
+            relation = busy.relation
             who = await holders(conn, relation)
             if tries == settings.retries:
                 raise PlanError(
-                    f"{busy.op.describe()}: could not lock {relation or 'the table'} within "
+                    f"{busy.what}: could not lock {relation or 'a table'} within "
                     f"{settings.timeout_s:g}s, {tries + 1} time(s); held by {who}",
-                    pipeline=busy.op.pipeline,
+                    pipeline=busy.pipeline,
                     hint="let that transaction finish (or end it: pg_terminate_backend), or "
                     "raise --lock-timeout / --lock-retries; nothing was changed") from None
             log.warning("waiting for the lock on %s (held by %s): attempt %d of %d failed, "
