@@ -55,13 +55,14 @@ def applied(*pipelines: Pipeline, marked: bool = True) -> LiveState:
     triggers = ddl.table_triggers(compiled)
     for c in compiled:
         for col, role in zip(c.columns, ROLES, strict=True):
-            table.columns[col.name] = LiveColumn(col.name, col.type, col.type.split("(")[0],
-                                                 marker(c.name, role) if marked else None)
+            table.columns[col.name] = LiveColumn(
+                col.name, col.type, col.type.split("(")[0],
+                comment=marker(c.name, role) if marked else None)
         if c.index:
             i = c.index
             table.indexes[i.name] = LiveIndex(i.name, (i.column,), False, True, False, "hnsw",
                                               (i.opclass,), tuple(f"{k}={v}" for k, v in i.options),
-                                              marker(c.name, "index") if marked else None)
+                                              comment=marker(c.name, "index") if marked else None)
         recorded[c.name] = Recorded(
             c.name, "default", "public", "docs", c.names.embedding,
             tuple(col.name for col in c.columns), c.index.name if c.index else None,
@@ -136,7 +137,7 @@ def migrating(changed: Pipeline) -> LiveState:
     for op in plan.operations:
         if isinstance(op, ops.AddColumn):
             table.columns[op.column] = LiveColumn(op.column, op.type, op.type.split("(")[0],
-                                                  op.marker)
+                                                  comment=op.marker)
     return replace(state, recorded={"docs": plan.operations[-1].row})
 
 
@@ -156,7 +157,7 @@ def test_cutover_renames_in_one_step_and_marks_the_old_vectors_retired() -> None
     index = ddl.compile_pipeline(changed, "body_embedding_v10r_next").index
     table.indexes[index.name] = LiveIndex(index.name, (index.column,), False, True, False,
                                           "hnsw", (index.opclass,), ("m=16", "ef_construction=64"),
-                                          marker("docs", "index"))
+                                          comment=marker("docs", "index"))
     plan = diff([changed], state, DiffOptions(fills={"docs": Fill(0, 10)}))
     assert kinds(plan) == ["RenameColumns", "RecordPipeline"]
     cut = plan.operations[0]
@@ -358,7 +359,7 @@ def test_going_back_mid_way_drops_the_unfinished_column_with_confirmation() -> N
 def test_a_rename_never_touches_a_column_the_catalog_does_not_say_is_ours() -> None:
     state = applied(pipeline())
     table = state.tables[("public", "docs")]
-    table.columns["other"] = LiveColumn("other", "text", "text", "the user's own")
+    table.columns["other"] = LiveColumn("other", "text", "text", comment="the user's own")
     rec = state.recorded["docs"]  # as if another role had edited the bookkeeping row
     state = replace(state, recorded={"docs": replace(rec, embedding_column="other",
                                                      columns=(*rec.columns, "other"))})

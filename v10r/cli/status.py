@@ -95,7 +95,8 @@ async def _one(conn: Any, p: Pipeline, state: AppliedPipeline) -> dict[str, Any]
 async def _eta(conn: Any, state: AppliedPipeline, counts: Counts) -> float | None:
     """Seconds left at the rate the new column has been filled so far (None: no rate yet)."""
     at = quote_ident(state.names.at)
-    span = await conn.fetchval(f"SELECT extract(epoch FROM max({at}) - min({at})) "
+    span = await conn.fetchval(f"SELECT extract(epoch FROM pg_catalog.max({at}) "
+                               f"OPERATOR(pg_catalog.-) pg_catalog.min({at})) "
                                f"FROM {state.names.qualified_table}")
     if not span or counts.current == 0 or counts.pending == 0:
         return None

@@ -170,7 +170,7 @@ WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped
 """
 
 # As JSON, so a bookkeeping table created by an older v10r (fewer columns) still reads.
-_RECORDED = "SELECT pg_catalog.to_jsonb(p) AS row FROM {table} p"
+_RECORDED = "SELECT p.name, pg_catalog.to_jsonb(p) AS row FROM {table} p"
 
 
 async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> LiveState:
@@ -181,9 +181,8 @@ async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> Li
     if server["bookkeeping_exists"]:
         from v10r.compile.names import bookkeeping_table
 
-        for row in await conn.fetch(_RECORDED.format(table=bookkeeping_table())):
-            rec = _recorded(row)
-            recorded[rec.name] = rec
+        rows = await conn.fetch(_RECORDED.format(table=bookkeeping_table()))
+        recorded = {row["name"]: _recorded(row) for row in rows}
         columns = frozenset(r[0] for r in await conn.fetch(
             _BOOKKEEPING_COLUMNS, bookkeeping_table()))
     wanted = set(tables) | {(r.schema, r.table) for r in recorded.values()}
@@ -218,11 +217,12 @@ async def _tables(conn: asyncpg.Connection, wanted: set[TableRef]) -> dict[Table
     oids = list(by_oid)
     for r in await conn.fetch(_COLUMNS, oids):
         by_oid[r["oid"]].columns[r["attname"]] = LiveColumn(r["attname"], r["type"],
-                                                            r["base_type"], r["comment"])
+                                                            r["base_type"],
+                                                            comment=r["comment"])
     for r in await conn.fetch(_INDEXES, oids):
         by_oid[r["oid"]].indexes[r["name"]] = LiveIndex(
             r["name"], tuple(r["columns"]), r["unique"], r["valid"], r["partial"], r["method"],
-            tuple(r["opclasses"]), tuple(r["options"]), r["comment"])
+            tuple(r["opclasses"]), tuple(r["options"]), comment=r["comment"])
     for r in await conn.fetch(_TRIGGERS, oids):
         args = tuple(bytes(r["args"]).decode("utf-8").split("\x00")[: r["nargs"]])
         by_oid[r["oid"]].triggers[r["name"]] = LiveTrigger(r["name"], r["function"], args)

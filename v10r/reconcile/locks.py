@@ -26,8 +26,10 @@ T = TypeVar("T")
 
 HOLDERS_SQL = """
 SELECT a.pid, coalesce(a.state, '?') AS state,
-       extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::int AS seconds,
-       left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) AS query
+       extract(epoch FROM pg_catalog.now() - coalesce(a.xact_start, a.query_start))::int
+         AS seconds,
+       pg_catalog.left(pg_catalog.regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80)
+         AS query
 FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 WHERE l.relation = pg_catalog.to_regclass($1) AND l.granted
   AND l.pid <> pg_catalog.pg_backend_pid()
