@@ -140,13 +140,18 @@ async def with_stats(conn: asyncpg.Connection, dbplan: DatabasePlan, state: Live
 def stale_rows_sql(c: ddl.CompiledPipeline, names: PipelineNames, hash_column_exists: bool
                    ) -> str:
     """Rows of the pipeline whose stored hash (in `names`) is missing or not the current
-    text's; every row when that hash column does not exist (yet)."""
-    chars = " + ".join(f"coalesce(length({quote_ident(col)}::text), 0)" for col in names.columns)
+    text's; every row when that hash column does not exist (yet). Calls and operators
+    are qualified (see `compile.ddl`)."""
+    chars = " OPERATOR(pg_catalog.+) ".join(
+        f"coalesce(pg_catalog.length({quote_ident(col)}::pg_catalog.text), 0)"
+        for col in names.columns)
     where = filter_sql(c.pipeline.source.filter)
     if hash_column_exists:
         current = stored_hash_sql(names.columns, c.fingerprint)
-        where = f"({where}) AND {quote_ident(names.hash)} IS DISTINCT FROM {current}"
-    return (f"SELECT count(*) AS rows, coalesce(sum({chars}), 0)::bigint AS chars "
+        where = (f"({where}) AND NOT coalesce({quote_ident(names.hash)} "
+                 f"OPERATOR(pg_catalog.=) {current}, false)")
+    return (f"SELECT pg_catalog.count(*) AS rows, "
+            f"coalesce(pg_catalog.sum({chars}), 0)::pg_catalog.int8 AS chars "
             f"FROM {names.qualified_table} WHERE {where}")
 
 
