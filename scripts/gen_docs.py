@@ -192,7 +192,8 @@ def cli_reference() -> str:
              "# Command-line reference\n",
              "The output of `v10r --help` and of every command's `--help`. Exit codes: 0 "
              "success; 1 an error (bad spec, failed apply, unreachable service); 2 a usage "
-             "error, and for `plan`, changes pending.\n",
+             "error; 3 something pending (`plan`: changes to apply; `status`: rows to embed "
+             "or pipelines to apply).\n",
              "On Kafka the workers are Faust workers: `faust -A v10r worker -l info` (Faust's "
              "own options: `faust -A v10r worker --help`).\n",
              "## `v10r`\n", "```text", helps[0], "```\n"]

@@ -46,9 +46,9 @@ async def spec(tmp_path: Path, pg_dsn: str) -> Path:
     return path
 
 
-async def test_plan_shows_pending_changes_with_exit_code_2(spec: Path, pg_dsn: str) -> None:
+async def test_plan_shows_pending_changes_with_exit_code_3(spec: Path, pg_dsn: str) -> None:
     code, out, err = await v10r("plan", str(spec), dsn=pg_dsn)
-    assert code == 2, err
+    assert code == 3, err
     assert "create" in out and "pipeline docs" in out
     assert "10 row(s) to embed, ~1,000 tokens" in out
     assert "add column public.docs.body_embedding vector(8)" in out
@@ -67,7 +67,7 @@ async def test_apply_then_plan_has_no_changes(spec: Path, pg_dsn: str) -> None:
 
 async def test_plan_json_lists_operations_with_sql(spec: Path, pg_dsn: str) -> None:
     code, out, _ = await v10r("plan", str(spec), "--format", "json", dsn=pg_dsn)
-    assert code == 2
+    assert code == 3
     data = json.loads(out)
     assert data["changes"] is True
     [database] = data["databases"]
@@ -96,16 +96,32 @@ async def test_unreachable_database_masks_the_password(spec: Path) -> None:
     assert "s3cret-pw" not in err + out and "****" in err and "Traceback" not in err
 
 
-async def test_prune_with_drop_columns_needs_confirmation(spec: Path, pg_dsn: str,
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [("--format", "xml"), ("--no-such-option",)])
+async def test_usage_errors_exit_2_which_no_plan_outcome_uses(spec: Path, pg_dsn: str,
+                                                             args: tuple[str, ...]) -> None:
+    code, _, err = await v10r("plan", str(spec), *args, dsn=pg_dsn)
+    assert code == 2 and "Usage:" in err
+    assert (await v10r("plan", str(spec), dsn=pg_dsn))[0] == 3  # changes pending
     assert (await v10r("apply", str(spec), dsn=pg_dsn))[0] == 0
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "x.yaml").write_text(SPEC.replace("name: docs", "name: other")
-                                  + "target: {column: other_embedding}\n")
-    code, out, err = await v10r("apply", str(other), "--prune", "--drop-columns", dsn=pg_dsn)
-    assert code == 1 and "body_embedding" in err and "--yes" in err
-    code, out, err = await v10r("apply", str(other), "--prune", "--drop-columns", "--yes",
-                                dsn=pg_dsn)
-    assert code == 0, err
-    assert "drop column public.docs.body_embedding" in out
+    assert (await v10r("plan", str(spec), dsn=pg_dsn))[0] == 0  # no changes
+
+
+async def test_prune_with_drop_columns_needs_confirmation(spec: Path, pg_dsn: str) -> None:
+    two = spec.read_text() + "---\n" + SPEC.replace("name: docs", "name: second") + \
+        "target: {column: second_embedding, index: none}\n"
+    spec.write_text(two)
+    assert (await v10r("apply", str(spec), dsn=pg_dsn))[0] == 0
+    spec.write_text(SPEC)  # `second` removed from the file
+    code, out, err = await v10r("apply", str(spec), "--prune", "--drop-columns", dsn=pg_dsn)
+    assert code == 1 and "drop column public.docs.second_embedding" in err and "--yes" in err
+    assert "nothing changed" in err
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM v10r.pipelines") == 2
+        code, out, err = await v10r("apply", str(spec), "--prune", "--drop-columns", "--yes",
+                                    dsn=pg_dsn)
+        assert code == 0, err
+        assert "drop column public.docs.second_embedding" in out
+        assert await conn.fetchval("SELECT count(*) FROM v10r.pipelines") == 1
+    finally:
+        await conn.close()

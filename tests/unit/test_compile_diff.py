@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from v10r.compile import ddl
+from v10r.compile.names import ROLES, marker
 from v10r.errors import PlanError
 from v10r.reconcile import ops
-from v10r.reconcile.diff import diff
+from v10r.reconcile.columns import Fill
+from v10r.reconcile.diff import DiffOptions, diff
 from v10r.reconcile.introspect import (
     LiveColumn,
     LiveIndex,
@@ -44,19 +46,23 @@ def empty_state(table: LiveTable | None = None) -> LiveState:
                      tables={("public", "docs"): table})
 
 
-def applied(*pipelines: Pipeline) -> LiveState:
-    """The state a successful apply of `pipelines` leaves behind."""
+def applied(*pipelines: Pipeline, marked: bool = True) -> LiveState:
+    """The state a successful apply of `pipelines` leaves behind (`marked=False`: as an
+    older v10r left it, without ownership markers)."""
     table = bare_table()
     recorded = {}
     compiled = [ddl.compile_pipeline(p) for p in pipelines]
     triggers = ddl.table_triggers(compiled)
     for c in compiled:
-        for col in c.columns:
-            table.columns[col.name] = LiveColumn(col.name, col.type, col.type.split("(")[0])
+        for col, role in zip(c.columns, ROLES, strict=True):
+            table.columns[col.name] = LiveColumn(
+                col.name, col.type, col.type.split("(")[0],
+                comment=marker(c.name, role) if marked else None)
         if c.index:
             i = c.index
             table.indexes[i.name] = LiveIndex(i.name, (i.column,), False, True, False, "hnsw",
-                                              (i.opclass,), tuple(f"{k}={v}" for k, v in i.options))
+                                              (i.opclass,), tuple(f"{k}={v}" for k, v in i.options),
+                                              comment=marker(c.name, "index") if marked else None)
         recorded[c.name] = Recorded(
             c.name, "default", "public", "docs", c.names.embedding,
             tuple(col.name for col in c.columns), c.index.name if c.index else None,
@@ -103,12 +109,65 @@ def test_halfvec_needs_pgvector_0_7() -> None:
              replace(empty_state(), pgvector_version="0.6.2"))
 
 
-def test_a_preprocessing_change_only_records_and_says_rows_are_re_embedded() -> None:
-    changed = pipeline(preprocess={"max_chars": 100})
+def test_a_preprocessing_change_in_place_only_records_and_says_rows_are_re_embedded() -> None:
+    changed = pipeline(preprocess={"max_chars": 100}, target={"reembed": "in_place"})
     plan = diff([changed], applied(pipeline()))
     assert kinds(plan) == ["RecordPipeline"]
     assert plan.pipelines[0].action == "alter"
     assert any("re-embedded" in n for n in plan.pipelines[0].notes)
+
+
+def test_a_preprocessing_change_starts_a_blue_green_re_embedding() -> None:
+    plan = diff([pipeline(preprocess={"max_chars": 100})], applied(pipeline()))
+    assert kinds(plan) == [*["AddColumn"] * 5, "RecordPipeline"]
+    assert plan.operations[0].column == "body_embedding_v10r_next"
+    assert not any(op.destructive for op in plan.operations)
+    record = plan.operations[-1].row
+    assert record.next_column == "body_embedding_v10r_next"
+    assert record.fingerprint == applied(pipeline()).recorded["docs"].fingerprint  # serving
+    assert plan.filling["docs"].names.hash == "body_embedding_v10r_next_hash"
+    assert plan.filling["docs"].from_scratch and len(plan.pipelines[0].phases) == 3
+
+
+def migrating(changed: Pipeline) -> LiveState:
+    """`applied(pipeline())` after the apply that started re-embedding for `changed`."""
+    state = applied(pipeline())
+    plan = diff([changed], state)
+    table = state.tables[("public", "docs")]
+    for op in plan.operations:
+        if isinstance(op, ops.AddColumn):
+            table.columns[op.column] = LiveColumn(op.column, op.type, op.type.split("(")[0],
+                                                  comment=op.marker)
+    return replace(state, recorded={"docs": plan.operations[-1].row})
+
+
+def test_an_unfinished_re_embedding_waits_and_a_finished_one_builds_its_index_first() -> None:
+    changed = pipeline(preprocess={"max_chars": 100})
+    state = migrating(changed)
+    assert diff([changed], state, DiffOptions(fills={"docs": Fill(3, 10)})).operations == ()
+    plan = diff([changed], state, DiffOptions(fills={"docs": Fill(0, 10)}))
+    assert kinds(plan) == ["CreateIndex"]
+    assert plan.operations[0].index.column == "body_embedding_v10r_next"
+
+
+def test_cutover_renames_in_one_step_and_marks_the_old_vectors_retired() -> None:
+    changed = pipeline(preprocess={"max_chars": 100})
+    state = migrating(changed)
+    table = state.tables[("public", "docs")]
+    index = ddl.compile_pipeline(changed, "body_embedding_v10r_next").index
+    table.indexes[index.name] = LiveIndex(index.name, (index.column,), False, True, False,
+                                          "hnsw", (index.opclass,), ("m=16", "ef_construction=64"),
+                                          comment=marker("docs", "index"))
+    plan = diff([changed], state, DiffOptions(fills={"docs": Fill(0, 10)}))
+    assert kinds(plan) == ["RenameColumns", "RecordPipeline"]
+    cut = plan.operations[0]
+    assert cut.renames[0] == ("body_embedding", "body_embedding_v10r_old")
+    assert ("body_embedding_v10r_next", "body_embedding") in cut.renames
+    assert ("body_embedding_v10r_old", "v10r:docs:retired") in cut.marks
+    assert not cut.destructive
+    row = plan.operations[-1].row
+    assert (row.next_column, row.retired) == (None, ("body_embedding_v10r_old",))
+    assert row.fingerprint == ddl.compile_pipeline(changed).fingerprint
 
 
 def test_new_index_parameters_rebuild_the_index() -> None:
@@ -122,13 +181,35 @@ def test_index_none_drops_v10rs_index() -> None:
     assert kinds(plan) == ["DropIndex", "RecordPipeline"]
 
 
-def test_new_dimensions_replace_the_vector_column_destructively() -> None:
+def test_new_dimensions_in_place_replace_the_vector_and_reset_the_hash() -> None:
     bigger = pipeline(embedding={"provider": "custom", "base_url": "http://x", "model": "m",
-                                 "dimensions": 768})
+                                 "dimensions": 768}, target={"reembed": "in_place"})
     plan = diff([bigger], applied(pipeline()))
-    assert kinds(plan) == ["ReplaceColumn", "CreateIndex", "RecordPipeline"]
+    assert kinds(plan) == ["ReplaceColumn", "ReplaceColumn", "CreateIndex", "RecordPipeline"]
     assert plan.operations[0].destructive
     assert plan.operations[0].sql[1].endswith('ADD COLUMN "body_embedding" vector(768)')
+    assert plan.operations[1].column == "body_embedding_hash"
+    assert plan.filling["docs"].from_scratch
+
+
+@pytest.mark.parametrize("target", [{"type": "halfvec"}, {"type": "halfvec", "reembed": "in_place"}])
+def test_a_type_change_alone_is_a_re_embedding_too(target) -> None:
+    plan = diff([pipeline(target=target)], applied(pipeline()))
+    assert plan.filling["docs"].from_scratch  # every row counts as pending
+
+
+def test_an_older_install_is_adopted_where_bookkeeping_and_catalog_agree() -> None:
+    plan = diff([pipeline()], applied(pipeline(), marked=False))
+    assert kinds(plan) == [*["MarkColumn"] * 5, "MarkIndex"]
+    assert plan.operations[0].sql[0].endswith("IS 'v10r:docs:embedding'")
+
+
+def test_a_recorded_column_of_the_wrong_type_is_never_adopted() -> None:
+    state = applied(pipeline(), marked=False)
+    table = state.tables[("public", "docs")]
+    table.columns["body_embedding_hash"] = LiveColumn("body_embedding_hash", "integer", "int4")
+    with pytest.raises(PlanError, match="body_embedding_hash is not marked"):
+        diff([pipeline()], state)
 
 
 def test_an_outdated_function_or_trigger_is_replaced() -> None:
@@ -173,14 +254,15 @@ def test_a_removed_pipeline_is_only_reported_without_prune() -> None:
 
 
 def test_prune_drops_triggers_index_and_bookkeeping_but_keeps_columns() -> None:
-    plan = diff([], applied(pipeline()), prune=True, database="default")
+    plan = diff([], applied(pipeline()), DiffOptions(prune=True), database="default")
     assert kinds(plan) == ["DropIndex", "DropTrigger", "DropTrigger", "ForgetPipeline"]
     assert "columns kept: body_embedding" in plan.operations[-1].describe()
-    assert not any(op.destructive for op in plan.operations)
+    assert all(op.destructive for op in plan.operations)  # each is confirmed by apply
 
 
 def test_drop_columns_drops_v10rs_columns_destructively() -> None:
-    plan = diff([], applied(pipeline()), prune=True, drop_columns=True, database="default")
+    plan = diff([], applied(pipeline()), DiffOptions(prune=True, drop_columns=True),
+                database="default")
     drops = [op for op in plan.operations if isinstance(op, ops.DropColumn)]
     assert next(op.column for op in drops) == "body_embedding" and len(drops) == 5
     assert all(op.destructive for op in drops)
@@ -217,11 +299,13 @@ def test_identifiers_are_quoted_everywhere() -> None:
 
 
 
-def test_a_new_target_column_leaves_the_old_one_as_data_and_drops_its_index() -> None:
+def test_a_new_target_column_renames_the_old_one_keeping_its_vectors() -> None:
     plan = diff([pipeline(target={"column": "vec"})], applied(pipeline()))
-    assert "DropIndex" in kinds(plan)
-    assert kinds(plan).count("AddColumn") == 5
-    assert any("columns are kept as plain data" in n for n in plan.pipelines[0].notes)
+    assert kinds(plan) == ["RenameColumns", "RecordPipeline"]
+    rename = plan.operations[0]
+    assert rename.renames[0] == ("body_embedding", "vec")
+    assert rename.index_renames == (("docs_body_embedding_hnsw", "docs_vec_hnsw"),)
+    assert not rename.destructive
 
 
 def test_a_pipeline_moved_to_another_table_leaves_the_old_one() -> None:
@@ -236,3 +320,48 @@ def test_a_pipeline_moved_to_another_table_leaves_the_old_one() -> None:
                if isinstance(op, (ops.DropIndex, ops.DropTrigger))]
     assert len(dropped) == 3 and all("docs" in d for d in dropped)
     assert not any(isinstance(op, ops.ForgetPipeline) for op in plan.operations)
+
+
+def test_a_failed_build_of_the_new_columns_index_is_rebuilt_without_asking() -> None:
+    changed = pipeline(preprocess={"max_chars": 100})
+    state = migrating(changed)
+    index = ddl.compile_pipeline(changed, "body_embedding_v10r_next").index
+    state.tables[("public", "docs")].indexes[index.name] = LiveIndex(
+        index.name, (index.column,), False, False, False, "hnsw", (index.opclass,),
+        ("m=16", "ef_construction=64"))  # invalid, unmarked: an apply killed mid-build
+    plan = diff([changed], state, DiffOptions(fills={"docs": Fill(0, 10)}))
+    assert kinds(plan) == ["DropIndex", "CreateIndex"]
+    assert not any(op.destructive for op in plan.operations)
+
+
+def test_a_second_change_mid_way_restarts_the_fill_without_dropping_anything() -> None:
+    state = migrating(pipeline(preprocess={"max_chars": 100}))
+    again = pipeline(preprocess={"max_chars": 50})
+    plan = diff([again], state, DiffOptions(fills={"docs": Fill(0, 10)}))  # counts: stale
+    assert kinds(plan) == ["RecordPipeline"]
+    assert plan.operations[0].row.next_fingerprint == ddl.compile_pipeline(again).fingerprint
+    bigger = pipeline(preprocess={"max_chars": 100}, embedding={
+        "provider": "custom", "base_url": "http://x", "model": "m", "dimensions": 768})
+    plan = diff([bigger], state)
+    assert kinds(plan) == ["ReplaceColumn", "ReplaceColumn", "RecordPipeline"]
+    assert [op.column for op in plan.operations[:2]] == ["body_embedding_v10r_next",
+                                                         "body_embedding_v10r_next_hash"]
+
+
+def test_going_back_mid_way_drops_the_unfinished_column_with_confirmation() -> None:
+    plan = diff([pipeline()], migrating(pipeline(preprocess={"max_chars": 100})))
+    drops = [op for op in plan.operations if isinstance(op, ops.DropColumn)]
+    assert drops[0].column == "body_embedding_v10r_next" and len(drops) == 5
+    assert all(op.destructive for op in drops)
+    assert plan.operations[-1].row.next_column is None
+
+
+def test_a_rename_never_touches_a_column_the_catalog_does_not_say_is_ours() -> None:
+    state = applied(pipeline())
+    table = state.tables[("public", "docs")]
+    table.columns["other"] = LiveColumn("other", "text", "text", comment="the user's own")
+    rec = state.recorded["docs"]  # as if another role had edited the bookkeeping row
+    state = replace(state, recorded={"docs": replace(rec, embedding_column="other",
+                                                     columns=(*rec.columns, "other"))})
+    with pytest.raises(PlanError, match="other is not marked as v10r's"):
+        diff([pipeline()], state)

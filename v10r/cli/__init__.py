@@ -1,7 +1,8 @@
 """The `v10r` command line. One module per command; this one only wires them together.
 
 Exit codes scripts can rely on: 0 success; 1 an error (bad spec, failed apply,
-unreachable service); 2 a usage error — and, for `plan`, "changes pending".
+unreachable service); 2 a usage error; 3 something pending (`plan`: changes to apply,
+`status`: rows to embed or pipelines to apply).
 """
 
 from __future__ import annotations

@@ -8,12 +8,34 @@ import click
 
 from v10r.cli.common import console, run, spec_paths, specs_argument
 from v10r.errors import V10rError
-from v10r.spec.load import load_pipelines
+
+# Exit codes shared with `v10r status`: 3 means "something is pending".
+EXIT_PENDING = 3
+EXIT_ERROR = 1
 
 
 def _fail(exc: V10rError) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
+
+
+def _load(paths: tuple[str, ...]) -> tuple[list, object]:
+    """The pipelines and their spec set (which files they came from: prune scope)."""
+    from v10r.reconcile.specset import SpecSet
+    from v10r.spec.load import load_paths
+
+    roots = spec_paths(paths)
+    loaded = load_paths(roots)
+    pipelines = loaded.raise_for_errors()
+    return pipelines, SpecSet.of(roots, {p.pipeline.name: p.file for p in loaded.pipelines})
+
+
+index_after_rows_option = click.option(
+    "--index-after-rows", type=click.IntRange(min=0), envvar="V10R_INDEX_AFTER_ROWS",
+    default=10_000, show_default=True,
+    help="On tables with at least this many rows, a new or re-embedded column's HNSW index "
+    "is built by a later apply, once the column is filled (filling is ~10x faster without "
+    "it). 0 builds it at once.")
 
 
 @click.command()
@@ -22,20 +44,26 @@ def _fail(exc: V10rError) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--prune", is_flag=True, help="Also plan removing pipelines no longer in the specs.")
-@click.option("--drop-columns", is_flag=True, help="With --prune: also their columns.")
+@click.option("--drop-columns", is_flag=True,
+              help="Also plan dropping old vector columns (kept after a re-embedding, or of "
+              "pruned pipelines).")
+@index_after_rows_option
 def plan(paths: tuple[str, ...], show_sql: bool, fmt: str, prune: bool,
-         drop_columns: bool) -> None:
+         drop_columns: bool, index_after_rows: int) -> None:
     """Show what `v10r apply` would change, and how many rows need embedding.
 
+    Destructive operations are listed in the words `v10r apply` uses when it asks.
+
     \b
-    Exit codes: 0 no changes, 2 changes pending, 1 error.
+    Exit codes: 0 no changes, 3 changes pending, 1 error, 2 usage error.
     """
     from v10r.reconcile import plan_pipelines
     from v10r.reconcile.render import render_json, render_text
 
     try:
-        pipelines = load_pipelines(spec_paths(paths))
-        result = run(plan_pipelines(pipelines, prune=prune, drop_columns=drop_columns))
+        pipelines, spec_set = _load(paths)
+        result = run(plan_pipelines(pipelines, prune=prune, drop_columns=drop_columns,
+                                    spec_set=spec_set, index_after_rows=index_after_rows))
     except V10rError as exc:
         _fail(exc)
         return
@@ -43,54 +71,80 @@ def plan(paths: tuple[str, ...], show_sql: bool, fmt: str, prune: bool,
         click.echo(render_json(result))
     else:
         console().print(render_text(result, sql=show_sql))
-    sys.exit(2 if result.has_changes else 0)
+    sys.exit(EXIT_PENDING if result.has_changes else 0)
 
 
 @click.command()
 @specs_argument
 @click.option("--prune", is_flag=True,
-              help="Remove triggers, index and bookkeeping of pipelines no longer in the specs.")
+              help="Remove triggers, index and bookkeeping of pipelines no longer in the specs "
+              "(only those applied from these spec files or directories).")
 @click.option("--drop-columns", is_flag=True,
-              help="With --prune: also drop those pipelines' vector and metadata columns.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before dropping columns.")
+              help="Drop old vector columns kept after a re-embedding's cutover, and (with "
+              "--prune) the vector and metadata columns of removed pipelines.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Run destructive operations without asking (needed without a terminal).")
 @click.option("--sql", "show_sql", is_flag=True, help="Show the SQL that ran.")
+@index_after_rows_option
+@click.option("--lock-timeout", type=click.FloatRange(min=0.001), default=5.0,
+              envvar="V10R_LOCK_TIMEOUT", show_default=True,
+              help="Seconds DDL waits for a table lock before stepping back (queries on the "
+              "table queue behind a waiting ALTER, so keep it short).")
+@click.option("--lock-retries", type=click.IntRange(min=0), default=5,
+              envvar="V10R_LOCK_RETRIES", show_default=True,
+              help="Further attempts after a lock timeout, with doubling pauses from 1s.")
 def apply(paths: tuple[str, ...], prune: bool, drop_columns: bool, yes: bool,
-          show_sql: bool) -> None:
+          show_sql: bool, index_after_rows: int, lock_timeout: float,
+          lock_retries: int) -> None:
     """Create or update columns, HNSW indexes, triggers and bookkeeping to match the specs.
 
-    Safe to re-run: when nothing changed it does nothing. Exit codes: 0 ok, 1 error.
+    Safe to re-run: when nothing changed it does nothing. Before anything destructive
+    (dropping or replacing a column, dropping an index or trigger, pruning a pipeline)
+    it lists those operations and asks; without a terminal it refuses unless --yes.
+    A finished blue/green re-embedding is cut over by the next apply.
+
+    \b
+    Exit codes: 0 applied (or nothing to do), 1 error or not confirmed (nothing
+    changed), 2 usage error.
     """
-    from v10r.reconcile import apply_pipelines
+    from v10r.reconcile import apply_pipelines, plan_pipelines
+    from v10r.reconcile.locks import LockSettings
     from v10r.reconcile.render import render_text
 
-    if drop_columns and not prune:
-        raise click.UsageError("--drop-columns only applies with --prune")
     try:
-        pipelines = load_pipelines(spec_paths(paths))
-        if drop_columns:
-            _confirm_drop(pipelines, yes)
-        result = run(apply_pipelines(pipelines, prune=prune, drop_columns=drop_columns))
+        pipelines, spec_set = _load(paths)
+        approve: bool | frozenset[str] = True
+        if not yes:
+            planned = run(plan_pipelines(pipelines, prune=prune, drop_columns=drop_columns,
+                                         stats=False, spec_set=spec_set,
+                                         index_after_rows=index_after_rows))
+            approve = _confirm(planned.operations)
+        result = run(apply_pipelines(pipelines, prune=prune, drop_columns=drop_columns,
+                                     approve=approve, spec_set=spec_set,
+                                     index_after_rows=index_after_rows,
+                                     locks=LockSettings(lock_timeout, lock_retries)))
     except V10rError as exc:
         _fail(exc)
         return
     console().print(render_text(result.plan, sql=show_sql, applied=True))
 
 
-def _confirm_drop(pipelines: list, yes: bool) -> None:
-    """Dropping columns deletes vectors: list them and ask, unless --yes."""
-    from v10r.reconcile import plan_pipelines
-    from v10r.reconcile.ops import DropColumn
+def _confirm(operations: tuple) -> frozenset[str]:
+    """List the destructive operations and ask; the answer approves exactly these."""
+    from v10r.reconcile.ops import destructive
+    from v10r.reconcile.render import destructive_listing
 
-    planned = run(plan_pipelines(pipelines, prune=True, drop_columns=True, stats=False))
-    drops = [op for op in planned.operations if isinstance(op, DropColumn)]
-    if not drops or yes:
-        return
-    listing = "\n".join(f"  - {op.describe()}" for op in drops)
+    listing = destructive_listing(operations)
+    if not listing:
+        return frozenset()
     if not sys.stdin.isatty():
-        click.echo(f"error: --drop-columns would drop:\n{listing}\n  hint: add --yes to "
-                   "confirm", err=True)
-        sys.exit(1)
-    click.echo(f"This drops:\n{listing}")
-    if not click.confirm("Drop these columns?", default=False):
+        click.echo(f"error: apply would run destructive operation(s):\n{listing}\n"
+                   "  nothing changed; hint: review with `v10r plan`, then pass --yes to "
+                   "confirm (no terminal to ask on)", err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(f"These operations destroy data or objects:\n{listing}")
+    if not click.confirm("Run them?", default=False):
         click.echo("aborted; nothing changed", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
+    return frozenset(op.describe() for op in destructive(operations))
+

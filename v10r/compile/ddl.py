@@ -154,8 +154,23 @@ def bookkeeping_sql() -> str:
     fingerprint text NOT NULL,
     dimensions integer NOT NULL,
     model text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    spec_source text,
+    next_column text,
+    next_fingerprint text,
+    retired text[] NOT NULL DEFAULT '{{}}'
 )"""
+
+
+# Columns added to the bookkeeping table after its first version, with their SQL type.
+BOOKKEEPING_UPGRADES = (("spec_source", "text"), ("next_column", "text"),
+                        ("next_fingerprint", "text"), ("retired", "text[] NOT NULL DEFAULT '{}'"))
+
+
+def upgrade_bookkeeping_sql(missing: Sequence[str]) -> str:
+    adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {quote_ident(name)} {sql_type}"
+                     for name, sql_type in BOOKKEEPING_UPGRADES if name in missing)
+    return f"ALTER TABLE {bookkeeping_table()} {adds}"
 
 
 NOTIFY_BODY = """

@@ -85,3 +85,43 @@ def notify_function() -> str:
 
 def bookkeeping_table() -> str:
     return f"{quote_ident(V10R_SCHEMA)}.{quote_ident(BOOKKEEPING_TABLE)}"
+
+
+# --- ownership markers -----------------------------------------------------------------
+# Every column and index v10r creates carries `COMMENT ... IS 'v10r:<pipeline>:<role>'`.
+# Only the table's owner can set a comment, so unlike the bookkeeping rows (which other
+# roles may be able to write) the marker is proof that an object is v10r's.
+
+MARKER_PREFIX = "v10r:"
+ROLES = ("embedding", "model", "hash", "at", "note")
+RETIRED = "retired"  # a vector column (and its metadata) replaced by a re-embedding
+INDEX_ROLE = "index"
+
+
+def marker(pipeline: str, role: str) -> str:
+    return f"{MARKER_PREFIX}{pipeline}:{role}"
+
+
+def parse_marker(comment: str | None) -> tuple[str, str] | None:
+    """(pipeline, role) of a v10r marker comment, else None."""
+    if not comment or not comment.startswith(MARKER_PREFIX):
+        return None
+    parts = comment[len(MARKER_PREFIX):].split(":")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return parts[0], parts[1]
+
+
+def column_roles(names: PipelineNames) -> dict[str, str]:
+    """Column name -> marker role, for the columns of one embedding column set."""
+    return dict(zip((names.embedding, *names.metadata_columns), ROLES, strict=True))
+
+
+def next_column(embedding: str) -> str:
+    """The column a blue/green re-embedding fills beside `embedding`."""
+    return derive_name(embedding, "_v10r_next")
+
+
+def retired_column(embedding: str, generation: int) -> str:
+    """Where the old vectors go at cutover: `<col>_v10r_old`, `<col>_v10r_old2`, …"""
+    return derive_name(embedding, "_v10r_old" + (str(generation) if generation > 1 else ""))

@@ -42,13 +42,17 @@ class Counts:
 
 
 def counts_sql(pipeline: Pipeline, names: PipelineNames) -> str:
-    current = f"{quote_ident(names.hash)} = {stored_hash_sql(names.columns, fingerprint(pipeline))}"
+    """Every call and operator qualified: status runs this in v10r's own sessions."""
+    hash_col = quote_ident(names.hash)
+    current = (f"{hash_col} OPERATOR(pg_catalog.=) "
+               f"{stored_hash_sql(names.columns, fingerprint(pipeline))}")
+    count = "pg_catalog.count(*)"
     return (
-        "SELECT count(*) AS rows,"
-        f" count(*) FILTER (WHERE {current}) AS current,"
-        f" count(*) FILTER (WHERE {quote_ident(names.hash)} IS NULL) AS missing,"
-        f" count(*) FILTER (WHERE {current} AND {quote_ident(names.embedding)} IS NULL) AS empty,"
-        f" max({quote_ident(names.at)}) AS last_embedded_at"
+        f"SELECT {count} AS rows,"
+        f" {count} FILTER (WHERE {current}) AS current,"
+        f" {count} FILTER (WHERE {hash_col} IS NULL) AS missing,"
+        f" {count} FILTER (WHERE {current} AND {quote_ident(names.embedding)} IS NULL) AS empty,"
+        f" pg_catalog.max({quote_ident(names.at)}) AS last_embedded_at"
         f" FROM {names.qualified_table} WHERE {filter_sql(pipeline.source.filter)}"
     )
 

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from v10r.compile import ddl
-from v10r.compile.names import PipelineNames, pipeline_names
+from v10r.compile.names import RETIRED, ROLES, PipelineNames, column_roles, pipeline_names
 from v10r.errors import PlanError
 from v10r.reconcile import ops
 from v10r.reconcile.checks import check_pipeline, check_shared
-from v10r.reconcile.introspect import LiveIndex, LiveState, LiveTable, Recorded
+from v10r.reconcile.columns import (
+    DEFAULT_INDEX_AFTER_ROWS,
+    ColumnPlan,
+    Fill,
+    owns_column,
+    owns_index,
+    plan_columns,
+)
+from v10r.reconcile.introspect import LiveState, LiveTable, Recorded
+from v10r.reconcile.specset import SpecSet
 from v10r.spec.identifiers import derive_name
 from v10r.spec.model import Pipeline
 
@@ -36,6 +45,15 @@ class PipelinePlan:
     rows_to_embed: int | None = None
     tokens: int | None = None
     cost_usd: float | None = None
+    phases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Filling:
+    """Where a pipeline's rows are embedded after this plan, for the rows-to-embed count."""
+
+    names: PipelineNames
+    from_scratch: bool  # the column starts empty: every row counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,44 +62,115 @@ class DatabasePlan:
     operations: tuple[ops.Operation, ...]
     pipelines: tuple[PipelinePlan, ...]
     compiled: tuple[ddl.CompiledPipeline, ...] = field(default=(), repr=False)
+    filling: dict[str, Filling] = field(default_factory=dict, repr=False)
 
     @property
     def has_changes(self) -> bool:
         return bool(self.operations)
 
 
-def diff(pipelines: Sequence[Pipeline], state: LiveState, *, prune: bool = False,
-         drop_columns: bool = False, database: str | None = None) -> DatabasePlan:
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    prune: bool = False
+    drop_columns: bool = False
+    spec_set: SpecSet = field(default_factory=SpecSet)
+    fills: dict[str, Fill] = field(default_factory=dict)  # by pipeline: the filled column
+    index_after_rows: int = DEFAULT_INDEX_AFTER_ROWS
+
+
+def diff(pipelines: Sequence[Pipeline], state: LiveState, options: DiffOptions | None = None,
+         *, database: str | None = None) -> DatabasePlan:
     """The plan for one database. Raises `PlanError` when the specs cannot be applied."""
+    opt = options or DiffOptions()
     check_shared(pipelines, state)
     for p in pipelines:
         check_pipeline(p, state)
     compiled = resolve_names(pipelines, state)
     shared = _shared_ops(state)
-    per_pipeline: list[ops.Operation] = []
     by_table: dict[tuple[str, str], list[ddl.CompiledPipeline]] = defaultdict(list)
     for c in compiled:
         by_table[(c.names.schema, c.names.table)].append(c)
-        per_pipeline.extend(_object_ops(c, state))
     trigger_ops: list[ops.Operation] = []
     trigger_names: dict[tuple[str, str], tuple[str, ...]] = {}
     for ref, group in by_table.items():
         wanted = ddl.table_triggers(group)
         trigger_names[ref] = tuple(t.name for t in wanted)
         trigger_ops.extend(_trigger_ops(group, wanted, state.tables[ref]))
+    per_pipeline: list[ops.Operation] = []
+    records: list[ops.Operation] = []
+    plans: dict[str, ColumnPlan] = {}
+    for c in compiled:
+        plan = _pipeline_plan(c, state, trigger_names, opt)
+        plans[c.name] = plan
+        per_pipeline.extend(plan.operations)
+        if state.recorded.get(c.name) != plan.row:
+            records.append(ops.RecordPipeline(plan.row, pipeline=c.name))
     moved = [op for c in compiled for op in _moved_ops(c, state, by_table)]
-    records = [op for c in compiled if (op := _record_op(c, trigger_names, state))]
-    removed, removed_plans = _removed(pipelines, state, by_table, prune, drop_columns)
+    removed, removed_plans = _removed(pipelines, state, by_table, opt)
     operations = (*shared, *per_pipeline, *trigger_ops, *moved, *removed, *records)
-    summaries = tuple(_summary(c, operations, state) for c in compiled) + removed_plans
+    summaries = tuple(_summary(c, operations, state, plans[c.name]) for c in compiled) \
+        + removed_plans
+    filling = {c.name: Filling(plans[c.name].filling or c.names, plans[c.name].from_scratch)
+               for c in compiled}
     name = database or (pipelines[0].database.name if pipelines else state.database)
-    return DatabasePlan(name, tuple(operations), summaries, tuple(compiled))
+    return DatabasePlan(name, tuple(operations), summaries, tuple(compiled), filling)
+
+
+def _pipeline_plan(c: ddl.CompiledPipeline, state: LiveState,
+                   triggers: dict[tuple[str, str], tuple[str, ...]], opt: DiffOptions
+                   ) -> ColumnPlan:
+    n = c.names
+    table = state.tables[(n.schema, n.table)]
+    rec = _ours(c.pipeline, state)
+    base = Recorded(c.name, c.pipeline.database.name, n.schema, n.table, n.embedding,
+                    tuple(col.name for col in c.columns), c.index.name if c.index else None,
+                    triggers[(n.schema, n.table)], c.definition_hash, c.fingerprint,
+                    c.pipeline.dimensions, c.pipeline.model,
+                    opt.spec_set.source(c.name) or (rec.spec_source if rec else None),
+                    retired=rec.retired if rec else ())
+    plan = plan_columns(c, table, rec, base, opt.fills.get(c.name), opt.index_after_rows)
+    if opt.drop_columns and plan.row.retired:
+        drops = _drop_retired(c, table, plan.row)
+        kept = set(plan.row.columns) - {op.column for op in drops}
+        row = replace(plan.row, retired=(), columns=tuple(
+            col for col in plan.row.columns if col in kept))
+        plan = replace(plan, operations=[*plan.operations, *drops], row=row)
+    return plan
+
+
+def _drop_retired(c: ddl.CompiledPipeline, table: LiveTable, row: Recorded
+                  ) -> list[ops.DropColumn]:
+    """Old vectors kept after a cutover, dropped on request: each must carry the
+    retired marker of this pipeline (bookkeeping alone is never trusted)."""
+    result = []
+    for old in row.retired:
+        for col in column_roles(pipeline_names(c.pipeline, old)):
+            live = table.columns.get(col)
+            if live is None:
+                continue
+            if not owns_column(c.name, live, (RETIRED,)):
+                raise _not_marked(c.name, f"{table.schema}.{table.table}.{col}", live.comment)
+            result.append(ops.DropColumn(table.schema, table.table, col, pipeline=c.name))
+    return result
+
+
+def _not_marked(pipeline: str, obj: str, comment: str | None) -> PlanError:
+    return PlanError(
+        f"refusing to drop {obj}: it does not carry v10r's marker for pipeline "
+        f"{pipeline!r} (comment: {comment!r})", pipeline=pipeline, obj=obj,
+        hint="v10r.pipelines does not match the catalog (was it edited?); restore the row, "
+        "or remove the object yourself if it really is v10r's")
 
 
 def _shared_ops(state: LiveState) -> list[ops.Operation]:
     result: list[ops.Operation] = []
     if not (state.schema_exists and state.bookkeeping_exists):
         result.append(ops.CreateSchema())
+    elif state.bookkeeping_columns:
+        missing = tuple(name for name, _ in ddl.BOOKKEEPING_UPGRADES
+                        if name not in state.bookkeeping_columns)
+        if missing:
+            result.append(ops.UpgradeBookkeeping(missing))
     if state.function_source != ddl.NOTIFY_BODY:
         result.append(ops.CreateFunction(replace=state.function_source is not None))
     return result
@@ -117,10 +206,13 @@ def _taken(names: PipelineNames, p: Pipeline, state: LiveState) -> str | None:
     rec = _ours(p, state)
     mine_cols = set(rec.columns) if rec else set()
     for col in (names.embedding, *names.metadata_columns):
-        if col in table.columns and col not in mine_cols:
+        live = table.columns.get(col)
+        # Columns kept by a prune carry this pipeline's marker: re-applying adopts them.
+        if live is not None and col not in mine_cols and not owns_column(p.name, live, ROLES):
             return f"column {names.display_table}.{col}"
-    index_mine = rec is not None and rec.index_name == names.index \
-        and names.index in table.indexes
+    index = table.indexes.get(names.index)
+    index_mine = index is not None and (
+        (rec is not None and rec.index_name == names.index) or owns_index(p.name, index, table))
     if p.target.index != "none" and (names.schema, names.index) in state.relations \
             and not index_mine:
         return f"index {names.schema}.{names.index}"
@@ -172,58 +264,7 @@ def _foreign_trigger(table: LiveTable, name: str) -> bool:
     return trigger is not None and not trigger.is_v10r
 
 
-# --- columns, index, triggers ----------------------------------------------------------
-
-def _object_ops(c: ddl.CompiledPipeline, state: LiveState) -> list[ops.Operation]:
-    n = c.names
-    table = state.tables[(n.schema, n.table)]
-    renamed_from = c.pipeline.embedding_column if n.embedding != c.pipeline.embedding_column \
-        else None
-    result: list[ops.Operation] = []
-    replaced = False
-    for col in c.columns:
-        live = table.columns.get(col.name)
-        if live is None:
-            first = col.name == n.embedding
-            result.append(ops.AddColumn(n.schema, n.table, col.name, col.type,
-                                        renamed_from if first else None, pipeline=c.name))
-        elif live.type != col.type:
-            replaced = replaced or col.name == n.embedding
-            result.append(ops.ReplaceColumn(n.schema, n.table, col.name, live.type, col.type,
-                                            pipeline=c.name))
-    result.extend(_index_ops(c, state, table, replaced))
-    return result
-
-
-def _index_ops(c: ddl.CompiledPipeline, state: LiveState, table: LiveTable,
-               column_replaced: bool) -> list[ops.Operation]:
-    n, want = c.names, c.index
-    rec = _ours(c.pipeline, state)
-    recorded = rec.index_name if rec else None
-    result: list[ops.Operation] = []
-    if recorded and recorded in table.indexes and (want is None or recorded != want.name):
-        result.append(ops.DropIndex(n.schema, recorded, "no longer wanted", pipeline=c.name))
-    if want is None:
-        return result
-    live = table.indexes.get(want.name)
-    if live is not None and not column_replaced:
-        problem = _index_problem(live, want)
-        if problem is None:
-            return result
-        result.append(ops.DropIndex(n.schema, want.name, problem, pipeline=c.name))
-    result.append(ops.CreateIndex(n.schema, n.table, want, pipeline=c.name))
-    return result
-
-
-def _index_problem(live: LiveIndex, want: ddl.IndexDef) -> str | None:
-    if not live.valid:
-        return "invalid, left by a failed concurrent build"
-    options = {f"{k}={v}" for k, v in want.options}
-    if (live.method, live.columns, live.opclasses, set(live.options)) != (
-            "hnsw", (want.column,), (want.opclass,), options):
-        return "definition changed"
-    return None
-
+# --- triggers ------------------------------------------------------------------------
 
 def _trigger_ops(group: Sequence[ddl.CompiledPipeline], wanted: Sequence[ddl.TriggerDef],
                  table: LiveTable) -> list[ops.Operation]:
@@ -242,23 +283,11 @@ def _trigger_ops(group: Sequence[ddl.CompiledPipeline], wanted: Sequence[ddl.Tri
     return result
 
 
-def _record_op(c: ddl.CompiledPipeline, triggers: dict[tuple[str, str], tuple[str, ...]],
-               state: LiveState) -> ops.RecordPipeline | None:
-    n = c.names
-    names = triggers[(n.schema, n.table)]
-    rec = state.recorded.get(c.name)
-    wanted = Recorded(c.name, c.pipeline.database.name, n.schema, n.table, n.embedding,
-                      tuple(col.name for col in c.columns), c.index.name if c.index else None,
-                      names, c.definition_hash, c.fingerprint, c.pipeline.dimensions,
-                      c.pipeline.model)
-    return None if rec == wanted else ops.RecordPipeline(c, names, pipeline=c.name)
-
-
 # --- pipelines no longer in the specs --------------------------------------------------
 
 def _removed(pipelines: Sequence[Pipeline], state: LiveState,
-             kept_tables: dict[tuple[str, str], list[ddl.CompiledPipeline]], prune: bool,
-             drop_columns: bool) -> tuple[list[ops.Operation], tuple[PipelinePlan, ...]]:
+             kept_tables: dict[tuple[str, str], list[ddl.CompiledPipeline]], opt: DiffOptions
+             ) -> tuple[list[ops.Operation], tuple[PipelinePlan, ...]]:
     wanted = {p.name for p in pipelines}
     result: list[ops.Operation] = []
     plans: list[PipelinePlan] = []
@@ -267,23 +296,34 @@ def _removed(pipelines: Sequence[Pipeline], state: LiveState,
             continue
         table = state.table(rec.schema, rec.table)
         label = f"{rec.schema}.{rec.table}"
-        if not prune:
+        if not opt.spec_set.owns(rec.spec_source):
+            source = rec.spec_source or "unknown (applied before v10r recorded spec files)"
+            plans.append(PipelinePlan(rec.name, label, "other", rec.embedding_column, notes=(
+                (f"belongs to another spec set ({source}): never pruned from "
+                f"{opt.spec_set.describe()}; prune it with the specs it was applied from"),)))
+            continue
+        if not opt.prune:
             plans.append(PipelinePlan(rec.name, label, "removed", rec.embedding_column,
                                       notes=(("not in the specs; `--prune` removes its "
                                              "triggers, index and bookkeeping"),)))
             continue
         result.extend(_removal_ops(rec, table, (rec.schema, rec.table) in kept_tables,
-                                   drop_columns))
+                                   opt.drop_columns))
         plans.append(PipelinePlan(rec.name, label, "drop", rec.embedding_column))
     return result, tuple(plans)
 
 
 def _removal_ops(rec: Recorded, table: LiveTable | None, table_still_watched: bool,
                  drop_columns: bool) -> list[ops.Operation]:
+    """Every object is checked against the catalog first: a bookkeeping row alone (which
+    another role may have edited) never gets anything dropped."""
     result: list[ops.Operation] = []
     if table is not None:
-        if rec.index_name and rec.index_name in table.indexes:
-            result.append(ops.DropIndex(rec.schema, rec.index_name, "pipeline removed",
+        index = table.indexes.get(rec.index_name) if rec.index_name else None
+        if index is not None:
+            if not owns_index(rec.name, index, table):
+                raise _not_marked(rec.name, f"index {rec.schema}.{index.name}", index.comment)
+            result.append(ops.DropIndex(rec.schema, index.name, "pipeline removed",
                                         pipeline=rec.name))
         if not table_still_watched:
             for name in rec.triggers:
@@ -291,8 +331,14 @@ def _removal_ops(rec: Recorded, table: LiveTable | None, table_still_watched: bo
                     result.append(ops.DropTrigger(rec.schema, rec.table, name,
                                                   pipeline=rec.name))
         if drop_columns:
-            result.extend(ops.DropColumn(rec.schema, rec.table, col, pipeline=rec.name)
-                          for col in rec.columns if col in table.columns)
+            for col in rec.columns:
+                live = table.columns.get(col)
+                if live is None:
+                    continue
+                if not owns_column(rec.name, live, (*ROLES, RETIRED)):
+                    raise _not_marked(rec.name, f"column {rec.schema}.{rec.table}.{col}",
+                                      live.comment)
+                result.append(ops.DropColumn(rec.schema, rec.table, col, pipeline=rec.name))
     kept = () if drop_columns or table is None else tuple(
         c for c in rec.columns if c in table.columns)
     result.append(ops.ForgetPipeline(rec.name, kept, pipeline=rec.name))
@@ -312,7 +358,7 @@ def _moved_ops(c: ddl.CompiledPipeline, state: LiveState,
 
 
 def _summary(c: ddl.CompiledPipeline, operations: Sequence[ops.Operation],
-             state: LiveState) -> PipelinePlan:
+             state: LiveState, plan: ColumnPlan) -> PipelinePlan:
     mine = [op for op in operations if op.pipeline and c.name in op.pipeline.split(", ")]
     action = "create" if c.name not in state.recorded else ("alter" if mine else "unchanged")
     renamed = c.pipeline.embedding_column if c.names.embedding != c.pipeline.embedding_column \
@@ -321,11 +367,11 @@ def _summary(c: ddl.CompiledPipeline, operations: Sequence[ops.Operation],
     if renamed:
         notes.append(f"column {renamed} is taken: using {c.names.embedding}")
     rec = state.recorded.get(c.name)
-    if rec and (rec.schema, rec.table, rec.embedding_column) != (
-            c.names.schema, c.names.table, c.names.embedding):
+    if rec and (rec.schema, rec.table) != (c.names.schema, c.names.table):
         notes.append(f"previously applied to {rec.schema}.{rec.table}.{rec.embedding_column}: "
                      "those columns are kept as plain data (drop them yourself)")
-    if rec and rec.fingerprint != c.fingerprint:
-        notes.append("model, dimensions or preprocessing changed: every row is re-embedded")
+    if rec and rec.spec_source and plan.row.spec_source != rec.spec_source:
+        notes.append(f"previously applied from {rec.spec_source}")
+    notes.extend(plan.notes)
     return PipelinePlan(c.name, c.names.display_table, action, c.names.embedding, renamed,
-                        tuple(notes))
+                        tuple(notes), phases=plan.phases)

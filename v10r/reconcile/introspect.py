@@ -6,6 +6,7 @@ states; every version or capability check reads it instead of querying again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ class LiveColumn:
     type: str  # format_type()
     base_type: str  # pg_type.typname, e.g. text, varchar, vector
     nullable: bool = False  # no NOT NULL constraint
+    comment: str | None = None  # v10r's ownership marker lives here (compile.names.marker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class LiveIndex:
     method: str
     opclasses: tuple[str, ...]
     options: tuple[str, ...]  # reloptions, e.g. ("m=16", "ef_construction=64")
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,10 @@ class Recorded:
     fingerprint: str
     dimensions: int
     model: str
+    spec_source: str | None = None  # the spec file it was applied from (prune scope)
+    next_column: str | None = None  # blue/green: the vector column being filled
+    next_fingerprint: str | None = None
+    retired: tuple[str, ...] = ()  # old vector columns kept after a cutover
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,7 @@ class LiveState:
     recorded: dict[str, Recorded] = field(default_factory=dict)
     # Every relation name in the schemas of interest: index names share that namespace.
     relations: frozenset[TableRef] = frozenset()
+    bookkeeping_columns: frozenset[str] = frozenset()  # an older v10r created fewer
 
     def table(self, schema: str, table: str) -> LiveTable | None:
         return self.tables.get((schema, table))
@@ -125,9 +133,10 @@ JOIN ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS
 """
 
 _COLUMNS = """
-SELECT a.attrelid AS oid, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+SELECT a.attrelid AS oid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
        coalesce(bt.typname, t.typname) AS base_type,
-       NOT (a.attnotnull OR t.typnotnull) AS nullable
+       NOT (a.attnotnull OR t.typnotnull) AS nullable,
+       pg_catalog.col_description(a.attrelid, a.attnum) AS comment
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -142,7 +151,8 @@ SELECT i.indrelid AS oid, ic.relname AS name, i.indisunique AS unique, i.indisva
              ORDER BY k.ord) AS columns,
        array(SELECT oc.opcname FROM pg_catalog.unnest(i.indclass) WITH ORDINALITY k(oid, ord)
              JOIN pg_opclass oc ON oc.oid = k.oid ORDER BY k.ord) AS opclasses,
-       coalesce(ic.reloptions, '{}') AS options
+       coalesce(ic.reloptions, '{}') AS options,
+       pg_catalog.obj_description(ic.oid, 'pg_class') AS comment
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
 WHERE i.indrelid = ANY($1::oid[])
 """
@@ -159,16 +169,20 @@ SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.rel
 WHERE n.nspname = ANY($1::text[])
 """
 
-_RECORDED = """
-SELECT name, database_name, schema_name, table_name, embedding_column, columns, index_name,
-       triggers, definition_hash, fingerprint, dimensions, model FROM {table}
+_BOOKKEEPING_COLUMNS = """
+SELECT attname FROM pg_catalog.pg_attribute
+WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped
 """
+
+# As JSON, so a bookkeeping table created by an older v10r (fewer columns) still reads.
+_RECORDED = "SELECT p.name, pg_catalog.to_jsonb(p) AS row FROM {table} p"
 
 
 async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> LiveState:
     """Read everything the planner needs about `tables` and v10r's own objects."""
     server = await conn.fetchrow(_SERVER, V10R_SCHEMA, BOOKKEEPING_TABLE, NOTIFY_FUNCTION)
     recorded: dict[str, Recorded] = {}
+    columns: frozenset[str] = frozenset()
     if server["bookkeeping_exists"]:
         from v10r.compile.names import bookkeeping_table
 
@@ -177,6 +191,8 @@ async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> Li
         except asyncpg.InsufficientPrivilegeError as exc:
             raise await privileges.bookkeeping_denied(conn, exc) from None
         recorded = {row["name"]: _recorded(row) for row in rows}
+        columns = frozenset(r[0] for r in await conn.fetch(
+            _BOOKKEEPING_COLUMNS, bookkeeping_table()))
     wanted = set(tables) | {(r.schema, r.table) for r in recorded.values()}
     return LiveState(
         server_version=server["version"], pgvector_version=server["pgvector"],
@@ -184,14 +200,19 @@ async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> Li
         schema_exists=server["schema_exists"], bookkeeping_exists=server["bookkeeping_exists"],
         function_source=server["function_source"], tables=await _tables(conn, wanted),
         recorded=recorded, relations=frozenset(
-            (r[0], r[1]) for r in await conn.fetch(_RELATIONS, sorted({s for s, _ in wanted}))))
+            (r[0], r[1]) for r in await conn.fetch(_RELATIONS, sorted({s for s, _ in wanted}))),
+        bookkeeping_columns=columns)
 
 
-def _recorded(row: asyncpg.Record) -> Recorded:
+def _recorded(record: asyncpg.Record) -> Recorded:
+    raw = record["row"]
+    row = json.loads(raw) if isinstance(raw, str) else raw
     return Recorded(row["name"], row["database_name"], row["schema_name"], row["table_name"],
                     row["embedding_column"], tuple(row["columns"]), row["index_name"],
                     tuple(row["triggers"]), row["definition_hash"], row["fingerprint"],
-                    row["dimensions"], row["model"])
+                    row["dimensions"], row["model"], row.get("spec_source"),
+                    row.get("next_column"), row.get("next_fingerprint"),
+                    tuple(row.get("retired") or ()))
 
 
 async def _tables(conn: asyncpg.Connection, wanted: set[TableRef]) -> dict[TableRef, LiveTable]:
@@ -204,11 +225,12 @@ async def _tables(conn: asyncpg.Connection, wanted: set[TableRef]) -> dict[Table
     oids = list(by_oid)
     for r in await conn.fetch(_COLUMNS, oids):
         by_oid[r["oid"]].columns[r["attname"]] = LiveColumn(r["attname"], r["type"],
-                                                            r["base_type"], r["nullable"])
+                                                            r["base_type"], r["nullable"],
+                                                            comment=r["comment"])
     for r in await conn.fetch(_INDEXES, oids):
         by_oid[r["oid"]].indexes[r["name"]] = LiveIndex(
             r["name"], tuple(r["columns"]), r["unique"], r["valid"], r["partial"], r["method"],
-            tuple(r["opclasses"]), tuple(r["options"]))
+            tuple(r["opclasses"]), tuple(r["options"]), comment=r["comment"])
     for r in await conn.fetch(_TRIGGERS, oids):
         args = tuple(bytes(r["args"]).decode("utf-8").split("\x00")[: r["nargs"]])
         by_oid[r["oid"]].triggers[r["name"]] = LiveTrigger(r["name"], r["function"], args)

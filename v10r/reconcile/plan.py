@@ -14,9 +14,21 @@ from v10r import db
 from v10r.compile import ddl
 from v10r.compile.content_hash import stored_hash_sql
 from v10r.compile.filter import filter_sql
-from v10r.reconcile.diff import DatabasePlan, PipelinePlan, diff
+from v10r.compile.names import PipelineNames
+from v10r.errors import PlanError
+from v10r.ops.status import pipeline_counts
+from v10r.reconcile.columns import DEFAULT_INDEX_AFTER_ROWS, Fill, fill_names, fill_needed
+from v10r.reconcile.diff import (
+    DatabasePlan,
+    DiffOptions,
+    Filling,
+    PipelinePlan,
+    diff,
+    resolve_names,
+)
 from v10r.reconcile.introspect import LiveState, introspect
 from v10r.reconcile.ops import Operation
+from v10r.reconcile.specset import SpecSet
 from v10r.spec.identifiers import quote_ident
 from v10r.spec.model import Database, Pipeline
 
@@ -64,21 +76,53 @@ async def open_checked(database: Database, pipelines: Sequence[Pipeline]) -> asy
 
 
 async def plan_pipelines(pipelines: list[Pipeline], *, prune: bool = False,
-                         drop_columns: bool = False, stats: bool = True) -> Plan:
+                         drop_columns: bool = False, stats: bool = True,
+                         spec_set: SpecSet | None = None,
+                         index_after_rows: int = DEFAULT_INDEX_AFTER_ROWS) -> Plan:
     """What `apply_pipelines` would do, per database, with rows/tokens/cost to embed."""
     plans = []
     for database, group in by_database(pipelines):
         conn = await open_checked(database, group)
         try:
-            state = await introspect(conn, tables_of(group))
-            dbplan = diff(group, state, prune=prune, drop_columns=drop_columns,
-                          database=database.name)
+            dbplan, state = await plan_database(
+                conn, group, DiffOptions(prune, drop_columns, spec_set or SpecSet(),
+                                         index_after_rows=index_after_rows), database.name)
             if stats:
                 dbplan = await with_stats(conn, dbplan, state)
         finally:
             await conn.close()
         plans.append(dbplan)
     return Plan(tuple(plans))
+
+
+async def plan_database(conn: asyncpg.Connection, group: Sequence[Pipeline],
+                        options: DiffOptions, name: str) -> tuple[DatabasePlan, LiveState]:
+    """Read the live state, count the columns being filled, diff. Read-only."""
+    state = await introspect(conn, tables_of(group))
+    fills = await _fills(conn, group, state, options.index_after_rows)
+    return diff(group, state, replace(options, fills=fills), database=name), state
+
+
+async def _fills(conn: asyncpg.Connection, group: Sequence[Pipeline], state: LiveState,
+                 index_after_rows: int) -> dict[str, Fill]:
+    """Rows pending in the column being filled, where the plan depends on it (a
+    re-embedding ready to cut over, an index waiting for the initial fill)."""
+    result: dict[str, Fill] = {}
+    for p in group:
+        table = state.table(p.source.schema_name, p.source.table_name)
+        if table is None:
+            continue
+        try:
+            [c] = resolve_names([p], state)
+        except PlanError:
+            continue  # diff raises it with the full context
+        rec = state.recorded.get(p.name)
+        names = fill_names(c, rec)
+        if not fill_needed(c, table, rec, index_after_rows) or names.hash not in table.columns:
+            continue
+        counts = await pipeline_counts(conn, p, names)
+        result[p.name] = Fill(counts.pending, counts.rows)
+    return result
 
 
 async def with_stats(conn: asyncpg.Connection, dbplan: DatabasePlan, state: LiveState
@@ -88,27 +132,35 @@ async def with_stats(conn: asyncpg.Connection, dbplan: DatabasePlan, state: Live
     for summary in dbplan.pipelines:
         c = compiled.get(summary.name)
         if c is not None:
-            summary = await _pipeline_stats(conn, c, summary, state)
+            summary = await _pipeline_stats(conn, c, summary, state, dbplan.filling[c.name])
         summaries.append(summary)
     return replace(dbplan, pipelines=tuple(summaries))
 
 
-def stale_rows_sql(c: ddl.CompiledPipeline, hash_column_exists: bool) -> str:
-    """Rows of the pipeline whose stored hash is missing or not the current text's."""
-    n = c.names
-    chars = " + ".join(f"coalesce(length({quote_ident(col)}::text), 0)" for col in n.columns)
+def stale_rows_sql(c: ddl.CompiledPipeline, names: PipelineNames, hash_column_exists: bool
+                   ) -> str:
+    """Rows of the pipeline whose stored hash (in `names`) is missing or not the current
+    text's; every row when that hash column does not exist (yet). Calls and operators
+    are qualified (see `compile.ddl`)."""
+    chars = " OPERATOR(pg_catalog.+) ".join(
+        f"coalesce(pg_catalog.length({quote_ident(col)}::pg_catalog.text), 0)"
+        for col in names.columns)
     where = filter_sql(c.pipeline.source.filter)
     if hash_column_exists:
-        current = stored_hash_sql(n.columns, c.fingerprint)
-        where = f"({where}) AND {quote_ident(n.hash)} IS DISTINCT FROM {current}"
-    return (f"SELECT count(*) AS rows, coalesce(sum({chars}), 0)::bigint AS chars "
-            f"FROM {n.qualified_table} WHERE {where}")
+        current = stored_hash_sql(names.columns, c.fingerprint)
+        where = (f"({where}) AND NOT coalesce({quote_ident(names.hash)} "
+                 f"OPERATOR(pg_catalog.=) {current}, false)")
+    return (f"SELECT pg_catalog.count(*) AS rows, "
+            f"coalesce(pg_catalog.sum({chars}), 0)::pg_catalog.int8 AS chars "
+            f"FROM {names.qualified_table} WHERE {where}")
 
 
 async def _pipeline_stats(conn: asyncpg.Connection, c: ddl.CompiledPipeline,
-                          summary: PipelinePlan, state: LiveState) -> PipelinePlan:
+                          summary: PipelinePlan, state: LiveState, filling: Filling
+                          ) -> PipelinePlan:
     table = state.tables[(c.names.schema, c.names.table)]
-    row = await conn.fetchrow(stale_rows_sql(c, c.names.hash in table.columns))
+    exists = filling.names.hash in table.columns and not filling.from_scratch
+    row = await conn.fetchrow(stale_rows_sql(c, filling.names, exists))
     tokens = int(row["chars"]) // 4
     price = c.pipeline.embedding.price_per_million_tokens
     cost = None if price is None else tokens / 1_000_000 * price

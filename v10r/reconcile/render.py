@@ -11,11 +11,17 @@ from rich.markup import escape
 from rich.text import Text
 
 from v10r.reconcile.diff import DatabasePlan, PipelinePlan
-from v10r.reconcile.ops import Operation, op_kind
+from v10r.reconcile.ops import Operation, destructive, op_kind
 from v10r.reconcile.plan import Plan
 
 ACTION_STYLE = {"create": "green", "alter": "yellow", "unchanged": "dim", "drop": "red",
-                "removed": "magenta"}
+                "removed": "magenta", "other": "dim"}
+
+
+def destructive_listing(operations: Iterable[Operation]) -> str:
+    """The destructive operations, one per line: `plan` shows and `apply` asks in these
+    very words."""
+    return "\n".join(f"  - {op.describe()}" for op in destructive(operations))
 
 
 def _numbers(p: PipelinePlan) -> str:
@@ -29,7 +35,7 @@ def _numbers(p: PipelinePlan) -> str:
 
 def _op_line(op: Operation, sql: bool) -> Iterable[Text]:
     mark, style = ("-", "red") if op.destructive else ("+", "green")
-    if op_kind(op) in ("DropIndex", "DropTrigger", "ForgetPipeline"):
+    if not op.destructive and op_kind(op) == "DropIndex":
         mark, style = "-", "yellow"
     suffix = " (after commit)" if not op.transactional else ""
     yield Text.from_markup(f"    [{style}]{mark}[/] {escape(op.describe())}{suffix}")
@@ -48,6 +54,8 @@ def _database(d: DatabasePlan, sql: bool) -> Iterable[Text]:
         yield Text.from_markup(line + (f"  ({numbers})" if numbers else ""))
         for note in p.notes:
             yield Text.from_markup(f"    [magenta]![/] {escape(note)}")
+        for phase in p.phases:
+            yield Text(f"      {phase}", style="dim")
         for op in d.operations:
             if op.pipeline and p.name in op.pipeline.split(", "):
                 yield from _op_line(op, sql)
@@ -63,6 +71,11 @@ def render_text(plan: Plan, *, sql: bool = False, applied: bool = False) -> Grou
     for d in plan.databases:
         lines.extend(_database(d, sql))
     count = len(plan.operations)
+    listing = destructive_listing(plan.operations)
+    if listing and not applied:
+        lines.append(Text("destructive operations (`v10r apply` asks before running them; "
+                          "`--yes` to confirm in scripts):", style="bold red"))
+        lines.append(Text(listing))
     if applied:
         summary = f"applied {count} operation(s)" if count else "nothing to do: up to date"
     else:
@@ -81,7 +94,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
                 "name": p.name, "table": p.table, "action": p.action,
                 "embedding_column": p.embedding_column, "renamed_from": p.renamed_from,
                 "notes": list(p.notes), "rows_to_embed": p.rows_to_embed,
-                "tokens": p.tokens, "cost_usd": p.cost_usd,
+                "tokens": p.tokens, "cost_usd": p.cost_usd, "phases": list(p.phases),
             } for p in d.pipelines],
             "operations": [{
                 "kind": op_kind(op), "pipeline": op.pipeline, "description": op.describe(),

@@ -329,6 +329,13 @@ class Target(_Spec):
         description="If a wanted column name already exists and is not v10r's: `fail` "
         "with an error, or `rename` to a deterministic alternative (`<name>_v10r`).",
     )
+    reembed: Literal["blue_green", "in_place"] = Field(
+        "blue_green",
+        description="When a change invalidates the vectors (model, dimensions, type, "
+        "preprocessing, template): `blue_green` fills a new column beside the old one, which "
+        "keeps serving until `v10r apply` swaps them; `in_place` re-embeds into the column "
+        "itself (its vectors are replaced row by row, or dropped when the type changes).",
+    )
 
 
 class Queue(_Spec):

@@ -67,13 +67,18 @@ async def test_dimension_change_replaces_the_vector_column_and_its_index(pg_dsn,
     await conn.execute("INSERT INTO docs (id, body) VALUES (1, 'a')")
     await conn.execute("UPDATE docs SET body_embedding = array_fill(1, ARRAY[8])::vector, "
                        "body_embedding_hash = 'x'")
-    bigger = make_pipeline(pg_dsn, embedding={**small, "dimensions": 16})
+    bigger = make_pipeline(pg_dsn, embedding={**small, "dimensions": 16},
+                           target={"reembed": "in_place"})
 
     plan = await plan_pipelines([bigger])
-    assert [type(op) for op in plan.operations if isinstance(op, ReplaceColumn)] == [ReplaceColumn]
+    replaced = [op.column for op in plan.operations if isinstance(op, ReplaceColumn)]
+    assert replaced == ["body_embedding", "body_embedding_hash"]  # the hash is reset too
     assert plan.pipelines[0].rows_to_embed == 1
     assert any("re-embedded" in note for note in plan.pipelines[0].notes)
-    await apply_pipelines([bigger])
+    with pytest.raises(PlanError, match="not confirmed"):
+        await apply_pipelines([bigger])
+    await apply_pipelines([bigger], approve=True)
+    assert await conn.fetchval("SELECT body_embedding_hash FROM docs") is None
 
     assert await conn.fetchval("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                                "WHERE attrelid = 'docs'::regclass AND attname = 'body_embedding'"
@@ -108,7 +113,7 @@ async def test_two_pipelines_share_one_table_and_prune_removes_one(pg_dsn, conn)
 
     without = await plan_pipelines([body])
     assert [p.action for p in without.pipelines] == ["alter", "removed"]  # trigger narrows
-    await apply_pipelines([body], prune=True)
+    await apply_pipelines([body], prune=True, approve=True)
 
     assert await conn.fetchval("SELECT count(*) FROM v10r.pipelines") == 1
     assert "title_embedding" in await attnames(conn)  # columns stay without --drop-columns
@@ -122,7 +127,7 @@ async def test_prune_with_drop_columns_removes_everything_of_the_pipeline(pg_dsn
 
     plan = await plan_pipelines([keep], prune=True, drop_columns=True)
     assert sum(isinstance(op, DropColumn) for op in plan.operations) == 5
-    await apply_pipelines([keep], prune=True, drop_columns=True)
+    await apply_pipelines([keep], prune=True, drop_columns=True, approve=True)
 
     assert await attnames(conn) == {"id", "body", "title"}
     assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass"
@@ -133,7 +138,8 @@ async def test_prune_with_drop_columns_removes_everything_of_the_pipeline(pg_dsn
 async def test_switching_to_per_row_mode_drops_the_bulk_trigger(pg_dsn, conn) -> None:
     await conn.execute(DOCS)
     await apply_pipelines([make_pipeline(pg_dsn)])
-    await apply_pipelines([make_pipeline(pg_dsn, trigger={"bulk_threshold": None})])
+    await apply_pipelines([make_pipeline(pg_dsn, trigger={"bulk_threshold": None})],
+                          approve=True)
     names = {r[0] for r in await conn.fetch(
         "SELECT tgname FROM pg_trigger WHERE tgrelid = 'docs'::regclass")}
     assert names == {"docs_notify_v10r"}

@@ -12,7 +12,11 @@ CREATE TABLE IF NOT EXISTS "v10r"."pipelines" (
     fingerprint text NOT NULL,
     dimensions integer NOT NULL,
     model text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    spec_source text,
+    next_column text,
+    next_fingerprint text,
+    retired text[] NOT NULL DEFAULT '{}'
 );
 CREATE OR REPLACE FUNCTION "v10r"."v10r_notify"() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $v10r$
 -- v10r notify function, version 2. Arguments: see v10r/compile/ddl.py.
