@@ -189,7 +189,7 @@ async def test_apply_upgrades_an_unpinned_function_of_an_older_install(
         await owner.execute("CREATE OR REPLACE FUNCTION v10r.v10r_notify() RETURNS trigger "
                             "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$")
         plan = await cli("plan", spec, role="owner")
-        assert plan.code == 2 and "update function v10r.v10r_notify()" in plan.out, plan.output
+        assert plan.code == 3 and "update function v10r.v10r_notify()" in plan.out, plan.output
         assert (await cli("apply", spec, role="owner")).code == 0
         config = await owner.fetchval(
             "SELECT proconfig FROM pg_proc WHERE oid = 'v10r.v10r_notify()'::regprocedure")
