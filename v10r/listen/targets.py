@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from v10r.compile.names import PipelineNames, pipeline_names
+from v10r.keys import wire_key
 from v10r.spec.model import Pipeline
 from v10r.tasks import Origin, RowKey, Task
 
@@ -41,7 +42,7 @@ class Target:
             pipeline=self.pipeline.name,
             database=self.pipeline.database.name,
             table=self.names.display_table,
-            id=row_id,
+            id=wire_key(row_id),
             text_column=self.names.columns[0],
             embedding_column=self.names.embedding,
             origin=origin,
