@@ -26,6 +26,7 @@ from v10r.errors import PlanError, ProviderAuthError, ProviderError, V10rError
 from v10r.keys import InvalidKey, KeyColumn, key_texts, read_key_columns
 from v10r.preprocess import preprocess
 from v10r.providers.base import Provider
+from v10r.redact import printable
 from v10r.spec.model import Pipeline
 from v10r.tasks import Task
 from v10r.work import sql
@@ -186,7 +187,7 @@ class BatchProcessor:
                     await conn.fetchval(sql.check_key_sql(key), text)
                 except _BAD_KEY_ERRORS as exc:
                     row.error = V10rError(f"task key is not a {key.type} for key column "
-                                          f"{key.name!r}: {str(exc)[:200]}",
+                                          f"{key.name!r}: {printable(str(exc)[:200])}",
                                           pipeline=self.pipeline.name)
                     break
 

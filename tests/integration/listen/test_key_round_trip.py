@@ -4,6 +4,7 @@ A key that changes on the way (a numeric through a float) names no row: its vect
 never written and every catch-up scan enqueues it again, forever.
 """
 
+# ruff: noqa: F811 - fixtures imported from tests.fixtures.providers
 from __future__ import annotations
 
 import uuid
