@@ -1,0 +1,65 @@
+"""A role with CREATE on a schema in the worker's search_path cannot slip its own
+function into the worker's statements (PostgreSQL's CVE-2018-1058 pattern)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import asyncpg
+import pytest
+
+from tests.integration.work.conftest import FakeProvider, create_table, make_pipeline, task_for
+from v10r.compile.content_hash import source_hash_sql
+from v10r.compile.names import pipeline_names
+from v10r.keys import KeyColumn
+from v10r.work import sql
+from v10r.work.core import BatchProcessor, Status
+
+pytestmark = pytest.mark.integration
+
+# Better matches than pg_catalog's polymorphic unnest(anyarray) and now() for the
+# worker's calls: an unqualified call would run them with the worker's privileges.
+HOSTILE = [
+    ("CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql AS "
+     "$$BEGIN RAISE EXCEPTION 'hijacked: unnest(text[])'; END$$"),
+    ("CREATE FUNCTION public.unnest(integer[]) RETURNS SETOF integer LANGUAGE plpgsql AS "
+     "$$BEGIN RAISE EXCEPTION 'hijacked: unnest(integer[])'; END$$"),
+]
+
+
+async def test_the_worker_never_calls_a_function_planted_in_public(db, pool, pg_dsn):
+    role = f"mallory_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+    await db.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+    addr, params = db._addr, db._params  # the test server's host, port and database
+    mallory = await asyncpg.connect(host=addr[0], port=addr[1], user=role, password="pw",
+                                    database=params.database)
+    try:
+        for statement in HOSTILE:
+            await mallory.execute(statement)
+        pipeline = make_pipeline()
+        names = await create_table(db, pipeline)
+        await db.execute("INSERT INTO docs (id, body) VALUES (1, 'a'), (2, 'b')")
+        processor = BatchProcessor(pipeline, names, pool, pool, FakeProvider())
+        outcome = await processor.process([task_for(pipeline, 1), task_for(pipeline, 2)])
+        assert [o.status for o in outcome.outcomes] == [Status.WRITTEN, Status.WRITTEN]
+    finally:
+        await mallory.close()
+        await db.execute("DROP FUNCTION IF EXISTS public.unnest(text[]), "
+                         "public.unnest(integer[])")
+        await db.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+        await db.execute(f"DROP ROLE {role}")
+
+
+def test_the_workers_own_calls_casts_and_operators_are_qualified():
+    pipeline = make_pipeline(key=("a", "b"))
+    keys = (KeyColumn("a", "bigint", "pg_catalog", "int8", "int8"),
+            KeyColumn("b", "citext", "ext", "citext", "citext"))
+    names = pipeline_names(pipeline)
+    for statement in (sql.fetch_sql(pipeline, names, keys), sql.write_sql(pipeline, names, keys)):
+        statement = statement.replace(source_hash_sql(names.columns, sql.ALIAS), "")
+        assert not re.search(r"(?<![\w.])(unnest|now)\(", statement)
+        assert not re.search(r"::(text|int|integer|bigint)\b", statement)
+        assert '"a" OPERATOR(pg_catalog.=) u.k0::"pg_catalog"."int8"' in statement
+        assert '"b" = u.k1::"ext"."citext"' in statement  # the type's own operator
