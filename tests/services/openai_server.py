@@ -2,8 +2,9 @@
 
 Vectors are `deterministic_vector(text, dimensions)`, the same as DeterministicProvider,
 so a test can compute what it expects. Each request takes the next scripted `Reply`
-(429 with Retry-After, 500, a hang, wrong dimensions, ...); when the script runs out the
-server answers normally (or with `always`). Every request is recorded.
+(429 with Retry-After, 500, a hang, wrong dimensions, an endless body...); when the script
+runs out the server answers normally (or with `always`). Per text, whatever the batching,
+`refuse` answers 400 and `vectors` poisons the vector. Every request is recorded.
 
     with OpenAIServer(dimensions=8) as server:
         server.script(Reply.error(500), Reply.error(500))
@@ -36,7 +37,6 @@ class Reply:
     body: bytes | None = None  # a raw body instead of embeddings
     dimensions: int | None = None  # answer with this many dimensions instead
     extra_items: int = 0  # answer with this many more (or, negative, fewer) vectors
-    nan: bool = False  # poison the first vector
     stream_bytes: int = 0  # stream this many bytes of an endless (valid-looking) JSON body
     declare_length: bool = False  # with stream_bytes: announce it in Content-Length
 
@@ -181,8 +181,6 @@ class OpenAIServer:
         data = []
         for index, text in enumerate(texts):
             vector = self._vector(str(text), dims)
-            if reply.nan and index == 0:
-                vector[0] = float("nan")
             encoded = (base64.b64encode(vector.astype("<f4").tobytes()).decode()
                        if use_base64 else vector.tolist())
             data.append({"object": "embedding", "index": index, "embedding": encoded})

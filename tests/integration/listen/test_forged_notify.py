@@ -24,6 +24,7 @@ from v10r.work.core import BatchProcessor, Status
 pytestmark = pytest.mark.integration
 
 UID = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+ABSENT = [-5, 999, -2147483648, 2147483647, 0]
 
 
 @pytest.fixture
@@ -75,18 +76,24 @@ async def test_forged_notifications_are_dropped_and_every_real_update_is_written
             for i in range(1, 5):  # each legitimate update between forgeries
                 for payload in forged:
                     await mallory.execute("SELECT pg_notify($1, $2)", channel, payload)
+                for absent in ABSENT:  # keys, but of no row: one cheap SELECT, then done
+                    await mallory.execute("SELECT pg_notify($1, $2)", channel,
+                                          json.dumps({"id": absent, "table": f"public.{table}"}))
                 await conn.execute(f"UPDATE {table} SET body = $1 WHERE id = $2", f"new {i}", i)
             with pytest.raises(asyncpg.InvalidParameterValueError):  # PostgreSQL's own bound
                 await mallory.execute("SELECT pg_notify($1, $2)", channel, "x" * (1 << 20))
             await flow.written(conn, 4)
-            await wait_until(lambda: flow.listener.stats.notifications == 4 * (len(forged) + 1))
+            await wait_until(lambda: flow.listener.stats.notifications
+                             == 4 * (len(forged) + len(ABSENT) + 1))
+            await wait_until(lambda: flow.worker.stats.processed == 4 * (len(ABSENT) + 1))
             assert flow.listener.listening.is_set()
         for row in await conn.fetch(f"SELECT id, body, body_embedding FROM {table}"):
             assert row["body"] == f"new {row['id']}"
             assert_vector(row["body_embedding"], row["body"])
         assert flow.listener.stats.bad_payloads == 4 * len(forged)
-        assert flow.listener.stats.published == 4
+        assert flow.listener.stats.published == 4 * (len(ABSENT) + 1)
         assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.failed == 0
+        assert flow.worker.stats.written == 4
         assert await flow.queue.dead_letters(pipeline.name) == []
         assert sum(len(r.texts) for r in openai_server.requests) == 4  # one text per update
     finally:
