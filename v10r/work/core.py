@@ -22,7 +22,13 @@ import numpy as np
 
 from v10r.compile.content_hash import fingerprint, source_hash, stored_hash
 from v10r.compile.names import PipelineNames
-from v10r.errors import PlanError, ProviderAuthError, ProviderError, V10rError
+from v10r.errors import (
+    PlanError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailable,
+    V10rError,
+)
 from v10r.keys import InvalidKey, KeyColumn, key_texts, read_key_columns
 from v10r.preprocess import preprocess
 from v10r.providers.base import Provider
@@ -65,6 +71,9 @@ class BatchOutcome:
 
     outcomes: list[TaskOutcome]
     embedded: int = 0  # texts sent to the provider (bisection retries included)
+    # Set when tasks failed because the provider is down (not because of their input):
+    # what a runtime pauses on instead of spending those tasks' attempts.
+    unavailable: ProviderUnavailable | None = None
 
     def count(self, status: Status) -> int:
         return sum(o.status is status for o in self.outcomes)
@@ -121,8 +130,9 @@ class BatchProcessor:
             outcome = _outcome(row)
             for index in row.tasks:
                 outcomes[index] = outcome
+        down = next((r.error for r in rows if isinstance(r.error, ProviderUnavailable)), None)
         return BatchOutcome([o or TaskOutcome(Status.FAILED, "not processed") for o in outcomes],
-                            embedded)
+                            embedded, down)
 
     def _rows(self, tasks: Sequence[Task], outcomes: list[TaskOutcome | None],
               keys: Sequence[KeyColumn]) -> list[_Row]:

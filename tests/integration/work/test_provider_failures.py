@@ -84,6 +84,7 @@ async def test_an_unavailable_provider_is_retried_and_never_bisected(batch, serv
     outcome = await processor.process(tasks)
     assert len(server.requests) == 3  # the first try and two retries, for all 64 rows at once
     assert all(o.status is Status.FAILED and o.retryable for o in outcome.outcomes)
+    assert isinstance(outcome.unavailable, ProviderUnavailable)  # what a runtime pauses on
     assert outcome.embedded == ROWS
     assert await written(db) == {}
 
@@ -94,6 +95,7 @@ async def test_a_refused_input_is_bisected_down_to_itself(batch, server, db):
     outcome = await processor.process(tasks)
     failed = [i for i, o in enumerate(outcome.outcomes) if o.status is Status.FAILED]
     assert failed == [16] and not outcome.outcomes[16].retryable
+    assert outcome.unavailable is None
     assert "input 17 is too long" in outcome.outcomes[16].error
     assert len(server.requests) == 1 + 2 * 6  # one try, then two halves per level of 64
     stored = await written(db)
