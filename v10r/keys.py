@@ -33,17 +33,22 @@ _INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 
 RowKey = Any  # wire form: int | str | bool for one key column, {column: that} for several
 
-_KEY_TYPES_SQL = """
+_COLUMN_TYPES_SQL = """
 SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), n.nspname, t.typname,
-       COALESCE(b.typname, t.typname)
+       b.typname,
+       CASE WHEN b.typtype OPERATOR(pg_catalog.=) 'b'
+             AND b.typcategory OPERATOR(pg_catalog.<>) 'A' THEN bn.nspname
+            ELSE 'pg_catalog' END
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
-LEFT JOIN pg_catalog.pg_type b
-  ON t.typtype OPERATOR(pg_catalog.=) 'd' AND b.oid OPERATOR(pg_catalog.=) t.typbasetype
+JOIN pg_catalog.pg_type b ON b.oid OPERATOR(pg_catalog.=) CASE
+  WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.oid END
+JOIN pg_catalog.pg_namespace bn ON bn.oid OPERATOR(pg_catalog.=) b.typnamespace
 WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
   AND a.attname OPERATOR(pg_catalog.=) ANY($2::pg_catalog.name[]) AND NOT a.attisdropped
 """
+_SIMPLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class InvalidKey(ValueError):
@@ -51,34 +56,46 @@ class InvalidKey(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class KeyColumn:
+class ColumnType:
+    """A column with its type as the catalog has it (key columns, the vector column)."""
+
     name: str
     type: str = "unknown"  # as `format_type` spells it, for messages
     schema: str = "pg_catalog"
     typname: str = ""  # the type itself (a domain, maybe); "" when unknown
     kind: str = ""  # the base type's name (`int4`, `uuid`...), what values are checked by
+    operator_schema: str = "pg_catalog"  # where the type's `=` lives (citext: its own)
 
     @property
     def cast(self) -> str:
         """The column's type, schema-qualified, without modifiers: `numeric(10,2)` would
         round a hostile `1.005` onto the row with key 1.01."""
+        if self.schema == "pg_catalog" and _SIMPLE_NAME.fullmatch(self.typname):
+            return f"pg_catalog.{self.typname}"  # any word may follow a schema's dot
         return f"{quote_ident(self.schema)}.{quote_ident(self.typname)}"
 
+    @property
+    def equals(self) -> str:
+        """The type's equality operator, qualified: pg_catalog's for built-in types,
+        domains over them, enums and arrays; an extension type's own otherwise."""
+        schema = self.operator_schema
+        return f"OPERATOR({schema if schema == 'pg_catalog' else quote_ident(schema)}.=)"
 
-async def read_key_columns(conn: asyncpg.Connection, names: PipelineNames,
-                           pipeline: str) -> tuple[KeyColumn, ...]:
-    """The key columns with their types, read from the catalog."""
-    rows = await conn.fetch(_KEY_TYPES_SQL, names.qualified_table, list(names.key))
-    found = {row[0]: KeyColumn(*row) for row in rows}
-    missing = [k for k in names.key if k not in found]
+
+async def read_column_types(conn: asyncpg.Connection, names: PipelineNames, pipeline: str,
+                            columns: Sequence[str] | None = None) -> tuple[ColumnType, ...]:
+    """The columns (the key by default) with their types, read from the catalog."""
+    wanted = tuple(columns or names.key)
+    rows = await conn.fetch(_COLUMN_TYPES_SQL, names.qualified_table, list(wanted))
+    found = {row[0]: ColumnType(*row) for row in rows}
+    missing = [c for c in wanted if c not in found]
     if missing:
         raise PlanError(
-            f"table {names.display_table} or its key column(s) {', '.join(missing)} "
-            "do not exist",
+            f"table {names.display_table} or its column(s) {', '.join(missing)} do not exist",
             pipeline=pipeline,
             hint="check `source.table` and `source.key`, then run `v10r apply`",
         )
-    return tuple(found[k] for k in names.key)
+    return tuple(found[c] for c in wanted)
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -99,7 +116,7 @@ def wire_key(raw: RowKey) -> RowKey:
     return raw
 
 
-def check_key(raw: RowKey, columns: Sequence[KeyColumn], *, exact: bool = True) -> RowKey:
+def check_key(raw: RowKey, columns: Sequence[ColumnType], *, exact: bool = True) -> RowKey:
     """`raw` (parsed with `parse_json`) as a key of `columns`, in wire form; or `InvalidKey`.
 
     `exact`: the JSON type must be the one the trigger sends; otherwise an integer key
@@ -114,7 +131,7 @@ def check_key(raw: RowKey, columns: Sequence[KeyColumn], *, exact: bool = True) 
     return {c.name: _check_value(raw[c.name], c, exact) for c in columns}
 
 
-def key_texts(raw: RowKey, columns: Sequence[KeyColumn]) -> tuple[str, ...]:
+def key_texts(raw: RowKey, columns: Sequence[ColumnType]) -> tuple[str, ...]:
     """The checked key as text per key column, to be cast to the column's type in SQL."""
     key = check_key(raw, columns, exact=False)
     values = [key] if len(columns) == 1 else [key[c.name] for c in columns]
@@ -127,7 +144,7 @@ def _text(value: int | str | bool) -> str:
     return str(value)
 
 
-def _check_value(value: Any, column: KeyColumn, exact: bool) -> int | str | bool:
+def _check_value(value: Any, column: ColumnType, exact: bool) -> int | str | bool:
     kind = column.kind
     if value is None:
         raise InvalidKey(f"key column {column.name!r} has no value")
@@ -159,14 +176,14 @@ def _check_value(value: Any, column: KeyColumn, exact: bool) -> int | str | bool
     return text
 
 
-def _uuid(text: str, column: KeyColumn) -> str:
+def _uuid(text: str, column: ColumnType) -> str:
     try:
         return str(uuid.UUID(text))
     except ValueError:
         raise InvalidKey(f"key column {column.name!r} needs a uuid, not {_show(text)}") from None
 
 
-def _number(text: str, column: KeyColumn) -> None:
+def _number(text: str, column: ColumnType) -> None:
     try:
         Decimal(text)
     except InvalidOperation:

@@ -7,14 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from v10r.keys import InvalidKey, KeyColumn, check_key, key_texts, parse_json, wire_key
+from v10r.keys import ColumnType, InvalidKey, check_key, key_texts, parse_json, wire_key
 from v10r.tasks import Task
 
 pytestmark = pytest.mark.unit
 
 
-def col(kind: str, name: str = "id", typname: str | None = None) -> KeyColumn:
-    return KeyColumn(name, kind, "pg_catalog", typname or kind, kind)
+def col(kind: str, name: str = "id", typname: str | None = None) -> ColumnType:
+    return ColumnType(name, kind, "pg_catalog", typname or kind, kind)
 
 
 INT4, INT8, UUID, TEXT, NUMERIC = col("int4"), col("int8"), col("uuid"), col("text"), col("numeric")
@@ -103,7 +103,7 @@ def test_worker_side_texts_accept_an_integer_given_as_text():
 
 
 def test_an_unknown_column_type_checks_the_shape_only():
-    unknown = KeyColumn("id")
+    unknown = ColumnType("id")
     assert check_key(parse_json('"2024-01-01"'), [unknown]) == "2024-01-01"
     assert check_key(parse_json("3"), [unknown]) == 3
     with pytest.raises(InvalidKey):
@@ -111,6 +111,7 @@ def test_an_unknown_column_type_checks_the_shape_only():
 
 
 def test_the_cast_is_schema_qualified_and_drops_modifiers():
-    column = KeyColumn("id", "numeric(10,2)", "pg_catalog", "numeric", "numeric")
-    assert column.cast == '"pg_catalog"."numeric"'
-    assert KeyColumn("k", "citext", "My Ext", "citext", "citext").cast == '"My Ext"."citext"'
+    column = ColumnType("id", "numeric(10,2)", "pg_catalog", "numeric", "numeric")
+    assert column.cast == "pg_catalog.numeric" and column.equals == "OPERATOR(pg_catalog.=)"
+    citext = ColumnType("k", "citext", "My Ext", "citext", "citext", "My Ext")
+    assert citext.cast == '"My Ext"."citext"' and citext.equals == 'OPERATOR("My Ext".=)'

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from v10r.keys import KeyColumn
+from v10r.keys import ColumnType
 from v10r.listen.payload import (
     MAX_PAYLOAD_CHARS,
     DropLog,
@@ -32,7 +32,7 @@ def target(table: str = "docs", key: str | list[str] = "id", name: str = "p") ->
 
 
 DOCS = target()
-TYPES = {"p": (KeyColumn("id", "integer", "pg_catalog", "int4", "int4"),)}
+TYPES = {"p": (ColumnType("id", "integer", "pg_catalog", "int4", "int4"),)}
 
 
 def read(payload: str, targets=(DOCS,), types=TYPES):
@@ -82,8 +82,8 @@ def test_forged_payloads_are_refused(payload, reason):
 
 def test_composite_keys_need_exactly_their_columns():
     pair = target(key=["a", "b"])
-    types = {"p": (KeyColumn("a", "bigint", "pg_catalog", "int8", "int8"),
-                   KeyColumn("b", "uuid", "pg_catalog", "uuid", "uuid"))}
+    types = {"p": (ColumnType("a", "bigint", "pg_catalog", "int8", "int8"),
+                   ColumnType("b", "uuid", "pg_catalog", "uuid", "uuid"))}
     uid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
     ok = read(json.dumps({"id": {"b": uid, "a": 1}, "table": "public.docs"}), [pair], types)
     assert ok.keys == ({"a": 1, "b": uid},)

@@ -28,7 +28,7 @@ import asyncpg
 
 from v10r import db
 from v10r.errors import PlanError, V10rError
-from v10r.keys import KeyColumn, read_key_columns
+from v10r.keys import ColumnType, read_column_types
 from v10r.listen.catchup import DEFAULT_PAGE_SIZE, catch_up
 from v10r.listen.dedup import DEFAULT_MAX_KEYS, Deduplicator
 from v10r.listen.payload import DropLog, InvalidNotification, dedup_key, read_notification
@@ -128,7 +128,7 @@ class Listener:
         self._scan_requests: set[str] = set()
         self._scan_wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
-        self._keys: dict[str, tuple[KeyColumn, ...]] = {}  # key columns with their types
+        self._keys: dict[str, tuple[ColumnType, ...]] = {}  # key columns with their types
         self._drops = DropLog(log.warning)
         self._paused = False
         self._last_publish = float("-inf")
@@ -229,7 +229,7 @@ class Listener:
         (read again on every connect: a key column's type may have changed)."""
         for target in self.targets:
             try:
-                self._keys[target.name] = await read_key_columns(conn, target.names, target.name)
+                self._keys[target.name] = await read_column_types(conn, target.names, target.name)
             except PlanError as exc:
                 self._keys.pop(target.name, None)
                 log.warning("%s; its notifications are checked by key shape only", exc.message)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from v10r.keys import InvalidKey, KeyColumn, RowKey, check_key, parse_json
+from v10r.keys import ColumnType, InvalidKey, RowKey, check_key, parse_json
 from v10r.listen.targets import Target
 
 MAX_PAYLOAD_CHARS = 8000  # PostgreSQL refuses longer NOTIFY payloads anyway
@@ -36,7 +36,7 @@ class Notification:
 
 
 def read_notification(payload: str, targets: Sequence[Target],
-                      key_columns: Mapping[str, tuple[KeyColumn, ...]]) -> Notification:
+                      key_columns: Mapping[str, tuple[ColumnType, ...]]) -> Notification:
     """Check one payload against the channel's `targets`; `InvalidNotification` if it fails.
 
     `key_columns` holds each pipeline's key columns with their types, as read from the
@@ -62,7 +62,7 @@ def read_notification(payload: str, targets: Sequence[Target],
         raise InvalidNotification("payload has no id")
     checked, keys, errors = [], [], []
     for target in mine:
-        columns = key_columns.get(target.name) or tuple(KeyColumn(k) for k in target.names.key)
+        columns = key_columns.get(target.name) or tuple(ColumnType(k) for k in target.names.key)
         try:
             keys.append(check_key(message["id"], columns))
         except InvalidKey as exc:

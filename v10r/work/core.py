@@ -29,7 +29,7 @@ from v10r.errors import (
     ProviderUnavailable,
     V10rError,
 )
-from v10r.keys import InvalidKey, KeyColumn, key_texts, read_key_columns
+from v10r.keys import ColumnType, InvalidKey, key_texts, read_column_types
 from v10r.preprocess import preprocess
 from v10r.providers.base import Provider
 from v10r.redact import printable
@@ -135,7 +135,7 @@ class BatchProcessor:
                             embedded, down)
 
     def _rows(self, tasks: Sequence[Task], outcomes: list[TaskOutcome | None],
-              keys: Sequence[KeyColumn]) -> list[_Row]:
+              keys: Sequence[ColumnType]) -> list[_Row]:
         """Distinct rows of the batch; tasks that cannot be read fail here, for good."""
         by_key: dict[tuple[str, ...], _Row] = {}
         for index, task in enumerate(tasks):
@@ -147,7 +147,7 @@ class BatchProcessor:
             by_key.setdefault(key, _Row(key)).tasks.append(index)
         return list(by_key.values())
 
-    def _key_of(self, task: Task, keys: Sequence[KeyColumn]) -> tuple[str, ...]:
+    def _key_of(self, task: Task, keys: Sequence[ColumnType]) -> tuple[str, ...]:
         """The task's key as text per key column, checked against the columns' types."""
         if task.pipeline != self.pipeline.name:
             raise ValueError(f"task of pipeline {task.pipeline!r} reached pipeline "
@@ -163,8 +163,10 @@ class BatchProcessor:
     async def _prepare(self) -> sql.Statements:
         if self._statements is None:
             async with self.read_pool.acquire() as conn:
-                keys = await read_key_columns(conn, self.names, self.pipeline.name)
-            self._statements = sql.statements(self.pipeline, self.names, keys)
+                keys = await read_column_types(conn, self.names, self.pipeline.name)
+                (vector,) = await read_column_types(conn, self.names, self.pipeline.name,
+                                                    (self.names.embedding,))
+            self._statements = sql.statements(self.pipeline, self.names, keys, vector)
         return self._statements
 
     async def _fetch(self, statements: sql.Statements, rows: list[_Row]) -> None:
@@ -188,7 +190,7 @@ class BatchProcessor:
         key_arrays = [[row.key[i] for row in rows] for i in range(len(statements.keys))]
         return await _run(conn.fetch, statements.fetch, *key_arrays, pipeline=self.pipeline.name)
 
-    async def _fail_bad_keys(self, conn: asyncpg.Connection, keys: Sequence[KeyColumn],
+    async def _fail_bad_keys(self, conn: asyncpg.Connection, keys: Sequence[ColumnType],
                              rows: list[_Row]) -> None:
         """One cast per key value, only after a batch's read failed on one."""
         for row in rows:

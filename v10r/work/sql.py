@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from v10r.compile.content_hash import source_hash_sql
 from v10r.compile.filter import filter_sql
 from v10r.compile.names import PipelineNames
-from v10r.keys import KeyColumn
+from v10r.keys import ColumnType
 from v10r.spec.identifiers import quote_ident
 from v10r.spec.model import Pipeline
 
@@ -26,22 +26,21 @@ TEXT = "pg_catalog.text"
 
 @dataclass(frozen=True, slots=True)
 class Statements:
-    keys: tuple[KeyColumn, ...]
+    keys: tuple[ColumnType, ...]
     fetch: str
     write: str
 
 
-def statements(pipeline: Pipeline, names: PipelineNames,
-               keys: Sequence[KeyColumn]) -> Statements:
-    return Statements(tuple(keys), fetch_sql(pipeline, names, keys), write_sql(pipeline, names, keys))
+def statements(pipeline: Pipeline, names: PipelineNames, keys: Sequence[ColumnType],
+               vector: ColumnType) -> Statements:
+    """`keys` and `vector` (the embedding column) with their types from the catalog."""
+    return Statements(tuple(keys), fetch_sql(pipeline, names, keys),
+                      write_sql(pipeline, names, keys, vector))
 
 
-def _key_join(keys: Sequence[KeyColumn]) -> str:
-    """The key match; built-in types compare with pg_catalog's `=`, a type from another
-    schema (citext...) with its own operator, found through that type."""
-    return " AND ".join(
-        f"{ALIAS}.{quote_ident(k.name)} {EQ if k.schema == 'pg_catalog' else '='} "
-        f"u.k{i}::{k.cast}" for i, k in enumerate(keys))
+def _key_join(keys: Sequence[ColumnType]) -> str:
+    return " AND ".join(f"{ALIAS}.{quote_ident(k.name)} {k.equals} u.k{i}::{k.cast}"
+                        for i, k in enumerate(keys))
 
 
 def _rows_from(arrays: Sequence[str]) -> str:
@@ -50,12 +49,12 @@ def _rows_from(arrays: Sequence[str]) -> str:
     return f"ROWS FROM ({', '.join(f'pg_catalog.unnest({a})' for a in arrays)})"
 
 
-def check_key_sql(key: KeyColumn) -> str:
+def check_key_sql(key: ColumnType) -> str:
     """Whether one key text casts to its column's type (run only to find a bad key)."""
     return f"SELECT $1::{TEXT}::{key.cast}"
 
 
-def fetch_sql(pipeline: Pipeline, names: PipelineNames, keys: Sequence[KeyColumn]) -> str:
+def fetch_sql(pipeline: Pipeline, names: PipelineNames, keys: Sequence[ColumnType]) -> str:
     """$1..$n: key values as text[] (one array per key column). Returns, per matching
     row: the ordinal of its key, the source columns as text, the stored hash and model."""
     params = [f"${i + 1}::{TEXT}[]" for i in range(len(keys))]
@@ -70,14 +69,14 @@ def fetch_sql(pipeline: Pipeline, names: PipelineNames, keys: Sequence[KeyColumn
     )
 
 
-def write_sql(pipeline: Pipeline, names: PipelineNames, keys: Sequence[KeyColumn]) -> str:
+def write_sql(pipeline: Pipeline, names: PipelineNames, keys: Sequence[ColumnType],
+              vector: ColumnType) -> str:
     """The guarded write. Parameters: key arrays, then vectors, stored hashes, source
     hashes, notes, ordinals, and the model name. A row is written only if its current
     source columns still hash to the source hash its vector was computed from."""
     n = len(keys)
-    vector_type = pipeline.target.type
     params = [f"${i + 1}::{TEXT}[]" for i in range(n)] + [
-        f"${n + 1}::{vector_type}[]", f"${n + 2}::{TEXT}[]", f"${n + 3}::{TEXT}[]",
+        f"${n + 1}::{vector.cast}[]", f"${n + 2}::{TEXT}[]", f"${n + 3}::{TEXT}[]",
         f"${n + 4}::{TEXT}[]", f"${n + 5}::pg_catalog.int4[]"]
     aliases = [f"k{i}" for i in range(n)] + ["v", "stored", "source", "note", "i"]
     q = quote_ident

@@ -36,10 +36,20 @@ KEYS = {
     "date": ["2024-02-29", "0001-01-01", "9999-12-31"],
     "timestamptz": ["2024-02-29 23:59:59.999999+00", "1999-12-31 12:00:00+05:30"],
     "timestamp": ["2024-02-29 23:59:59.123456"],
+    "mood": ["happy", "it's \"sad\""],  # an enum: compared with pg_catalog's anyenum `=`
+    "positive": ["1", "2147483647"],  # a domain over integer, compared as integer
+    "citext": ["MiXeD", "ünï ✓"],  # an extension type with its own `=`
+}
+SETUP = {
+    "mood": "CREATE TYPE mood AS ENUM ('happy', 'it''s \"sad\"')",
+    "positive": "CREATE DOMAIN positive AS integer CHECK (VALUE > 0)",
+    "citext": "CREATE EXTENSION IF NOT EXISTS citext",
 }
 
 
 async def _table(conn: asyncpg.Connection, key_type: str) -> str:
+    if key_type in SETUP:
+        await conn.execute(SETUP[key_type])
     name = f"k_{uuid.uuid4().hex[:8]}"
     await conn.execute(f"CREATE TABLE {quote_ident(name)} "
                        f"(id {key_type} PRIMARY KEY, body text)")

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.work.conftest import FakeProvider, create_table, make_pipeline, task_for
 from v10r.compile.content_hash import source_hash_sql
 from v10r.compile.names import pipeline_names
-from v10r.keys import KeyColumn
+from v10r.keys import ColumnType
 from v10r.work import sql
 from v10r.work.core import BatchProcessor, Status
 
@@ -54,12 +54,16 @@ async def test_the_worker_never_calls_a_function_planted_in_public(db, pool, pg_
 
 def test_the_workers_own_calls_casts_and_operators_are_qualified():
     pipeline = make_pipeline(key=("a", "b"))
-    keys = (KeyColumn("a", "bigint", "pg_catalog", "int8", "int8"),
-            KeyColumn("b", "citext", "ext", "citext", "citext"))
+    keys = (ColumnType("a", "bigint", "pg_catalog", "int8", "int8"),
+            ColumnType("b", "citext", "ext", "citext", "citext", "ext"))
+    vector = ColumnType("body_embedding", "vector(8)", "public", "vector", "vector", "public")
     names = pipeline_names(pipeline)
-    for statement in (sql.fetch_sql(pipeline, names, keys), sql.write_sql(pipeline, names, keys)):
+    for statement in (sql.fetch_sql(pipeline, names, keys),
+                      sql.write_sql(pipeline, names, keys, vector)):
         statement = statement.replace(source_hash_sql(names.columns, sql.ALIAS), "")
         assert not re.search(r"(?<![\w.])(unnest|now)\(", statement)
-        assert not re.search(r"::(text|int|integer|bigint)\b", statement)
-        assert '"a" OPERATOR(pg_catalog.=) u.k0::"pg_catalog"."int8"' in statement
-        assert '"b" = u.k1::"ext"."citext"' in statement  # the type's own operator
+        assert not re.search(r"::(text|int|integer|bigint|vector)\b", statement)
+        assert " = " not in statement.split(" FROM ", 1)[1]  # (SET's `=` is no operator)
+        assert '"a" OPERATOR(pg_catalog.=) u.k0::pg_catalog.int8' in statement
+        assert '"b" OPERATOR("ext".=) u.k1::"ext"."citext"' in statement  # the type's own
+    assert '::"public"."vector"[]' in sql.write_sql(pipeline, names, keys, vector)
