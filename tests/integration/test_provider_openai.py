@@ -162,6 +162,12 @@ async def test_wrong_answers_are_clear_errors(make, openai_server, reply, messag
     assert "invalid response" in str(caught.value) and "provider custom" in str(caught.value)
 
 
+async def test_vectors_listed_out_of_order_are_placed_by_their_index(make, openai_server):
+    openai_server.always = Reply(reverse=True)
+    texts = ["first", "second", "third"]
+    np.testing.assert_allclose(await make().embed(texts), expected(texts), atol=1e-6)
+
+
 async def test_a_server_rejecting_base64_gets_floats_from_then_on(make, openai_server):
     openai_server.base64_support = "reject"
     provider = make()

@@ -37,6 +37,7 @@ class Reply:
     body: bytes | None = None  # a raw body instead of embeddings
     dimensions: int | None = None  # answer with this many dimensions instead
     extra_items: int = 0  # answer with this many more (or, negative, fewer) vectors
+    reverse: bool = False  # list the vectors last-first (their `index` still says which)
     stream_bytes: int = 0  # stream this many bytes of an endless (valid-looking) JSON body
     declare_length: bool = False  # with stream_bytes: announce it in Content-Length
 
@@ -184,6 +185,8 @@ class OpenAIServer:
             encoded = (base64.b64encode(vector.astype("<f4").tobytes()).decode()
                        if use_base64 else vector.tolist())
             data.append({"object": "embedding", "index": index, "embedding": encoded})
+        if reply.reverse:
+            data.reverse()
         return web.json_response({"object": "list", "data": data, "model": payload.get("model"),
                                   "usage": {"prompt_tokens": 0, "total_tokens": 0}})
 

@@ -247,7 +247,8 @@ class BatchProcessor:
                 row.error = ProviderError(
                     f"provider {self.provider.name} returned {problem} for this row's text",
                     pipeline=self.pipeline.name,
-                    hint="the row is left stale; check the model, or the row's text")
+                    hint="store vectors as `target: {type: vector}`" if "halfvec" in problem
+                    else "the row is left stale; check the model, or the row's text")
         return len(rows)
 
     def _check_shape(self, matrix: np.ndarray, count: int) -> None:

@@ -67,7 +67,7 @@ def vector_problems(matrix: np.ndarray, kind: str = "vector") -> list[str | None
         elif big:
             peak = float(np.abs(row).max())
             problems.append(f"a vector with a value ({peak:g}) outside halfvec's range "
-                            f"±{HALFVEC_MAX:g}; store it as `vector`")
+                            f"±{HALFVEC_MAX:g}")
         else:
             problems.append(None)
     return problems
