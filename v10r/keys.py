@@ -167,13 +167,23 @@ def _check_value(value: Any, column: ColumnType, exact: bool) -> int | str | boo
     if isinstance(value, int):
         return value
     text = str(value)
-    if len(text) > MAX_KEY_CHARS or "\x00" in text:
-        raise InvalidKey(f"key column {column.name!r}: value too long or contains NUL")
+    if len(text) > MAX_KEY_CHARS or "\x00" in text or not _encodable(text):
+        raise InvalidKey(f"key column {column.name!r}: value too long, or not valid text "
+                         "(NUL, a lone surrogate)")
     if kind == "uuid":
         return _uuid(text, column)
     if kind in _NUMBERS:
         _number(text, column)
     return text
+
+
+def _encodable(text: str) -> bool:
+    """PostgreSQL text is valid UTF-8: a lone surrogate (JSON allows `\\ud800`) is not."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _uuid(text: str, column: ColumnType) -> str:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from v10r.errors import QueueError
 from v10r.keys import RowKey, parse_json, wire_key
+from v10r.redact import printable
 
 TASK_VERSION = 1
 
@@ -66,8 +67,8 @@ class Task:
                 embedding_column=data["embedding_column"],
                 origin="catchup" if data.get("origin") == "catchup" else "live",
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise QueueError(f"malformed task message: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise QueueError(f"malformed task message: {printable(str(exc))[:200]}") from None
 
     @property
     def key(self) -> bytes:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from v10r.errors import QueueError
 from v10r.keys import ColumnType, InvalidKey, check_key, key_texts, parse_json, wire_key
 from v10r.tasks import Task
 
@@ -56,6 +57,7 @@ def test_a_trigger_key_of_every_type_is_accepted_exactly(raw, columns, expected)
     ("5", [UUID], "cannot be a number"),
     ("5", [TEXT], "cannot be a number"),
     ('"a\\u0000b"', [TEXT], "NUL"),
+    ('"a\\ud800b"', [TEXT], "surrogate"),
     ('"' + "x" * 9000 + '"', [TEXT], "too long"),
     ('"abc"', [NUMERIC], "needs a number"),
     ("1", [col("bool")], "true or false"),
@@ -115,3 +117,10 @@ def test_the_cast_is_schema_qualified_and_drops_modifiers():
     assert column.cast == "pg_catalog.numeric" and column.equals == "OPERATOR(pg_catalog.=)"
     citext = ColumnType("k", "citext", "My Ext", "citext", "citext", "My Ext")
     assert citext.cast == '"My Ext"."citext"' and citext.equals == 'OPERATOR("My Ext".=)'
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"v": 1}', b"\xff",
+                                 b'{"v": 1, "id": NaN}', b"[]"])
+def test_a_malformed_task_message_is_a_clear_queue_error(raw):
+    with pytest.raises(QueueError, match="malformed task message|not supported"):
+        Task.from_json(raw)

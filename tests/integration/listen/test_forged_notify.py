@@ -153,6 +153,7 @@ async def test_the_payloads_table_cannot_steer_tasks_to_another_pipeline(
 
 KEYED_TABLES = {
     "bigint": ("1", ["x1", "9223372036854775808", "1.5", "", " 1 1"]),
+    "text": ("a", ["\ud800", "x\x00y", "z" * 9000]),
     "integer": ("1", ["2147483648", "-2147483649", "abc"]),
     "uuid": (UID, ["not-a-uuid", "a0eebc99", UID + "0"]),
     "date": ("2024-02-29", ["2023-02-29", "yesterday-ish", "99999-99-99"]),
@@ -175,7 +176,7 @@ async def test_a_bad_key_in_a_batch_fails_only_itself(pg_dsn: str, key_type: str
         await conn.execute(f"INSERT INTO {names.qualified_table} (id, body) "
                            f"VALUES ($1::text::{column_type}, 'good')", good)
         processor = BatchProcessor(pipeline, names, pool, pool, FakeProvider())
-        gone = {"bigint": "2", "integer": "-7", "uuid": str(uuid.UUID(int=5)),
+        gone = {"text": "b", "bigint": "2", "integer": "-7", "uuid": str(uuid.UUID(int=5)),
                 "date": "1999-01-01", "numeric": "2.5", "positive": "9"}[key_type]
         tasks = ([task_for(pipeline, b) for b in bad] + [task_for(pipeline, good)]
                  + [task_for(pipeline, gone)])
