@@ -127,8 +127,9 @@ class OpenAICompatibleProvider:
             return await self._request(texts)
         self._check_status(reply)
         if reply.truncated:
-            raise self._error(f"response is larger than {limit:,} bytes, the most "
-                              f"{len(texts)} embedding(s) of {self.dimensions} dimensions take")
+            raise self._error(f"response is larger than {limit:,} bytes (the most that "
+                              f"{len(texts)} embedding(s) of {self.dimensions} dimensions "
+                              "can take); not read further")
         decode = functools.partial(decode_embeddings, reply.body, count=len(texts),
                                    dimensions=self.dimensions)
         try:  # a big float-JSON body takes long enough to parse to stall the loop
