@@ -141,6 +141,13 @@ async def test_bad_key_fails_at_once_and_the_key_is_never_shown(make, openai_ser
     assert not any(KEY in s or "org-secret-value" in s for s in shown)
 
 
+async def test_a_long_error_message_never_shows_part_of_the_key(make, openai_server):
+    openai_server.always = Reply.error(400, "x" * 280 + f" {KEY} was refused")
+    with pytest.raises(ProviderError) as caught:
+        await make().embed(["a"])
+    assert KEY[:12] not in str(caught.value)  # cut after masking, never mid-secret
+
+
 async def test_a_refused_request_shows_the_servers_message_masked(make, openai_server):
     openai_server.always = Reply.error(400, f"input too long for key {KEY}")
     with pytest.raises(ProviderError) as caught:

@@ -147,22 +147,24 @@ class OpenAICompatibleProvider:
         async with self._client.stream("POST", f"{self.base_url}/embeddings",
                                        json=body) as response:
             cap = limit if response.status_code < 300 else ERROR_BODY_BYTES
-            chunks, size = [], 0
             declared = response.headers.get("content-length", "")
-            if not (declared.isdigit() and int(declared) > cap):
+            chunks, size = [], int(declared) if declared.isdigit() else 0
+            if size <= cap:  # an announced runaway is not even started
+                size = 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > cap:
                         break
                     chunks.append(chunk)
             return _Reply(response.status_code, response.headers, b"".join(chunks),
-                          truncated=size > cap or (declared.isdigit() and int(declared) > cap))
+                          truncated=size > cap)
 
     def _check_status(self, reply: _Reply) -> None:
         status = reply.status
         if status < 300:
             return
-        detail = _server_message(reply.body)
+        detail = _server_message(mask_text(reply.body.decode("utf-8", "replace"),
+                                           self._secrets))
         retry_after = parse_retry_after(reply.headers.get("retry-after"), time.time())
         match status:
             case 401 | 403:
@@ -219,13 +221,14 @@ class _Reply:
     truncated: bool = False
 
 
-def _server_message(body: bytes) -> str:
-    """The error text a server put in its body (OpenAI: {"error": {"message"}}), shortened;
-    control characters are escaped by the caller's `printable`."""
+def _server_message(body: str) -> str:
+    """The error text a server put in its body (OpenAI: {"error": {"message"}}), shortened
+    (after masking: a cut secret would no longer be recognised); control characters are
+    escaped by `printable` where the error is built."""
     try:
         payload = json.loads(body)
     except ValueError:
-        text = body.decode("utf-8", "replace").strip()
+        text = body.strip()
         return f": {text[:300]}" if text else ""
     if not isinstance(payload, dict):
         return ""
