@@ -238,28 +238,37 @@ class BatchProcessor:
             middle = len(rows) // 2
             return (len(rows) + await self._embed(rows[:middle], priority)
                     + await self._embed(rows[middle:], priority))
-        self._check_shape(matrix, len(rows))
+        self._take(rows, matrix)
+        return len(rows)
+
+    def _take(self, rows: list[_Row], matrix: np.ndarray) -> None:
+        """Each row gets its vector, or the reason it cannot be stored (that row alone)."""
+        shape_error = self._shape_error(matrix, len(rows))
+        if shape_error is not None:  # no vector can be trusted: each row fails with the fix
+            for row in rows:
+                row.error = shape_error
+            return
         problems = vector_problems(matrix, self.pipeline.target.type)
         for row, vector, problem in zip(rows, matrix, problems):
             if problem is None:
                 row.vector = vector
-            else:
-                row.error = ProviderError(
-                    f"provider {self.provider.name} returned {problem} for this row's text",
-                    pipeline=self.pipeline.name,
-                    hint="store vectors as `target: {type: vector}`" if "halfvec" in problem
-                    else "the row is left stale; check the model, or the row's text")
-        return len(rows)
-
-    def _check_shape(self, matrix: np.ndarray, count: int) -> None:
-        expected = (count, self.pipeline.dimensions)
-        if getattr(matrix, "shape", None) != expected:
-            raise ProviderError(
-                f"provider returned vectors of shape {getattr(matrix, 'shape', None)}, "
-                f"expected {expected}",
+                continue
+            row.error = ProviderError(
+                f"provider {self.provider.name} returned {problem} for this row's text",
                 pipeline=self.pipeline.name,
-                hint="set `embedding.dimensions` to what the model returns",
-            )
+                hint="store vectors as `target: {type: vector}`" if "halfvec" in problem
+                else "the row is left stale; check the model, or the row's text")
+
+    def _shape_error(self, matrix: np.ndarray, count: int) -> ProviderError | None:
+        expected = (count, self.pipeline.dimensions)
+        if getattr(matrix, "shape", None) == expected:
+            return None
+        return ProviderError(
+            f"provider returned vectors of shape {getattr(matrix, 'shape', None)}, "
+            f"expected {expected}",
+            pipeline=self.pipeline.name,
+            hint="set `embedding.dimensions` to what the model returns",
+        )
 
     async def _write(self, statements: sql.Statements, rows: list[_Row]) -> None:
         ready = [r for r in rows if r.status is Status.WRITTEN and r.error is None]

@@ -12,7 +12,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from tests.integration.work.conftest import create_table, make_pipeline, task_for
+from tests.integration.work.conftest import FakeProvider, create_table, make_pipeline, task_for
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from v10r.providers.deterministic import deterministic_vector
@@ -145,6 +145,16 @@ async def test_a_vector_that_cannot_be_stored_fails_only_its_row(batch, server, 
     stored = await written(db)
     assert set(stored) == set(range(1, ROWS + 1)) - bad
     np.testing.assert_allclose(stored[7], deterministic_vector("row 7", 8), atol=1e-2)
+
+
+async def test_vectors_of_the_wrong_size_fail_their_rows_with_the_fix(db, pool):
+    pipeline = make_pipeline()
+    names = await create_table(db, pipeline)
+    await db.execute("INSERT INTO docs (id, body) VALUES (1, 'a'), (2, 'b')")
+    processor = BatchProcessor(pipeline, names, pool, pool, FakeProvider(dimensions=5))
+    outcome = await processor.process([task_for(pipeline, 1), task_for(pipeline, 2)])
+    assert all(o.status is Status.FAILED and "embedding.dimensions" in o.error
+               for o in outcome.outcomes)
 
 
 @pytest.mark.parametrize("declare_length", [False, True], ids=["chunked", "content-length"])
