@@ -2,13 +2,14 @@
 notifications and rows whose keys lose precision as floats: every real row is written
 once, nothing is dead-lettered, nothing stays stale, and no forged text reaches the log."""
 
+# ruff: noqa: F811 - fixtures imported from tests.fixtures.providers
 from __future__ import annotations
 
 import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_cli_listen import WAIT_S, Setup, run_cli, start_listen, stop
+from tests.fixtures.providers import openai_server  # noqa: F401 - fixture
+from tests.fixtures.roles import login_role
 from tests.services.openai_server import OpenAIServer
 from v10r.db import connect_dsn
 from v10r.embedded.postgres import free_port
@@ -57,16 +60,12 @@ FORGED = ['{"id": "x1", "table": "public.%s"}', '{"id": [1], "table": "public.%s
 
 
 @pytest.fixture
-def server() -> Iterator[OpenAIServer]:
-    with OpenAIServer(dimensions=8) as running:
-        yield running
-
-
-@pytest.fixture
-async def setup(pg_dsn: str, tmp_path: Path, server: OpenAIServer) -> AsyncIterator[Setup]:
+async def setup(pg_dsn: str, tmp_path: Path,
+                openai_server: OpenAIServer) -> AsyncIterator[Setup]:
+    openai_server.dimensions = 8
     name, table = f"u_{uuid.uuid4().hex[:10]}", f"docs_{uuid.uuid4().hex[:6]}"
     spec = tmp_path / "pipeline.yaml"
-    spec.write_text(SPEC.format(name=name, table=table, url=server.url))
+    spec.write_text(SPEC.format(name=name, table=table, url=openai_server.url))
     db = await connect_dsn(pg_dsn)
     await db.execute(f'CREATE TABLE "{table}" (id numeric PRIMARY KEY, body text)')
     os.environ["DATABASE_URL"] = pg_dsn
@@ -81,16 +80,8 @@ async def setup(pg_dsn: str, tmp_path: Path, server: OpenAIServer) -> AsyncItera
 @pytest.fixture
 async def forger(setup: Setup) -> AsyncIterator[asyncpg.Connection]:
     """A role that may only connect: all it can do to v10r is NOTIFY."""
-    role = f"forger_{uuid.uuid4().hex[:8]}"
-    await setup.db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
-    addr, params = setup.db._addr, setup.db._params  # the test server
-    conn = await asyncpg.connect(host=addr[0], port=addr[1], user=role, password="pw",
-                                 database=params.database)
-    try:
+    async with login_role(setup.db) as conn:
         yield conn
-    finally:
-        await conn.close()
-        await setup.db.execute(f"DROP ROLE {role}")
 
 
 async def test_forged_notifications_and_exact_keys_through_the_cli(

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from tests.fixtures.providers import openai_server  # noqa: F401 - fixture
+from tests.fixtures.roles import login_role
 from tests.integration.listen.flow import assert_vector, flow_pipeline, flowing
 from tests.integration.listen.helpers import wait_until
 from tests.integration.work.conftest import FakeProvider, create_table, make_pipeline, task_for
@@ -30,18 +31,11 @@ ABSENT = [-5, 999, -2147483648, 2147483647, 0]
 @pytest.fixture
 async def mallory(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     """A role with no privilege on any table: it can only connect (and so NOTIFY)."""
-    role = f"mallory_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(pg_dsn)
-    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
-    params = admin._params  # host, port, database of the test server
-    addr = admin._addr
-    conn = await asyncpg.connect(host=addr[0], port=addr[1], user=role, password="pw",
-                                 database=params.database)
     try:
-        yield conn
+        async with login_role(admin) as conn:
+            yield conn
     finally:
-        await conn.close()
-        await admin.execute(f"DROP ROLE {role}")
         await admin.close()
 
 

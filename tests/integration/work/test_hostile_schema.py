@@ -4,11 +4,10 @@ function into the worker's statements (PostgreSQL's CVE-2018-1058 pattern)."""
 from __future__ import annotations
 
 import re
-import uuid
 
-import asyncpg
 import pytest
 
+from tests.fixtures.roles import login_role
 from tests.integration.work.conftest import FakeProvider, create_table, make_pipeline, task_for
 from v10r.compile.content_hash import source_hash_sql
 from v10r.compile.names import pipeline_names
@@ -28,14 +27,8 @@ HOSTILE = [
 ]
 
 
-async def test_the_worker_never_calls_a_function_planted_in_public(db, pool, pg_dsn):
-    role = f"mallory_{uuid.uuid4().hex[:8]}"
-    await db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
-    await db.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
-    addr, params = db._addr, db._params  # the test server's host, port and database
-    mallory = await asyncpg.connect(host=addr[0], port=addr[1], user=role, password="pw",
-                                    database=params.database)
-    try:
+async def test_the_worker_never_calls_a_function_planted_in_public(db, pool):
+    async with login_role(db, "GRANT CREATE ON SCHEMA public TO {role}") as mallory:
         for statement in HOSTILE:
             await mallory.execute(statement)
         pipeline = make_pipeline()
@@ -44,12 +37,6 @@ async def test_the_worker_never_calls_a_function_planted_in_public(db, pool, pg_
         processor = BatchProcessor(pipeline, names, pool, pool, FakeProvider())
         outcome = await processor.process([task_for(pipeline, 1), task_for(pipeline, 2)])
         assert [o.status for o in outcome.outcomes] == [Status.WRITTEN, Status.WRITTEN]
-    finally:
-        await mallory.close()
-        await db.execute("DROP FUNCTION IF EXISTS public.unnest(text[]), "
-                         "public.unnest(integer[])")
-        await db.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
-        await db.execute(f"DROP ROLE {role}")
 
 
 def test_the_workers_own_calls_casts_and_operators_are_qualified():
