@@ -21,7 +21,6 @@ import asyncpg
 from v10r import db
 from v10r.compile.content_hash import fingerprint, stored_hash_sql
 from v10r.compile.filter import filter_sql
-from v10r.keys import parse_json
 from v10r.listen.targets import Target
 from v10r.queues.base import Queue
 from v10r.spec.identifiers import quote_ident, quote_literal
@@ -88,7 +87,7 @@ async def scan_target(conn: asyncpg.Connection, target: Target, queue: Queue, *,
     rows = await conn.fetch(query.first)
     enqueued = 0
     while rows:
-        tasks = [target.task(parse_json(row[ID_COLUMN]), "catchup") for row in rows]
+        tasks = [target.task_from_json(row[ID_COLUMN], "catchup") for row in rows]
         await queue.publish(target.name, tasks)
         enqueued += len(tasks)
         if progress is not None:
