@@ -57,6 +57,9 @@ class ListenerSettings:
     # Also scan every so often: a task lost downstream (a broker or consumer bug, a
     # purged dead-letter queue) is found by its stale hash and enqueued again.
     catchup_interval_s: float | None = 300.0
+    # At least this long between two scans: `scan` notifications (which any role can
+    # send) are coalesced, so they cannot keep the database busy scanning.
+    scan_gap_s: float = 1.0
     catchup_page_size: int = DEFAULT_PAGE_SIZE
     dedup_max_keys: int = DEFAULT_MAX_KEYS
     shutdown_timeout_s: float = 10.0
@@ -383,6 +386,7 @@ class Listener:
             backoff.reset()
             self.stats.catchups += 1
             self.stats.caught_up_rows += result.total
+            await asyncio.sleep(self.settings.scan_gap_s)  # requests meanwhile: one scan
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ tasks, and a bad key that reaches the worker by another way fails only itself.""
 # ruff: noqa: F811 - fixtures imported from tests.fixtures.providers
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,11 +15,13 @@ import pytest
 from tests.fixtures.providers import openai_server  # noqa: F401 - fixture
 from tests.fixtures.roles import login_role
 from tests.integration.listen.flow import assert_vector, flow_pipeline, flowing
-from tests.integration.listen.helpers import wait_until
+from tests.integration.listen.helpers import fast_settings, running, wait_until
 from tests.integration.work.conftest import FakeProvider, create_table, make_pipeline, task_for
 from tests.services.openai_server import OpenAIServer
 from v10r.db import connect_dsn, create_pool
+from v10r.listen.listener import Listener
 from v10r.listen.targets import Target
+from v10r.queues.memory import MemoryQueue
 from v10r.spec.model import Database
 from v10r.work.core import BatchProcessor, Status
 
@@ -120,6 +123,21 @@ async def test_forged_composite_keys_are_dropped(
         assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.failed == 0
     finally:
         await conn.close()
+
+
+async def test_a_flood_of_scan_notifications_costs_one_scan(
+        make_table, mallory: asyncpg.Connection) -> None:
+    table = await make_table()
+    listener = Listener([table.target], MemoryQueue(),
+                        fast_settings(catchup=False, catchup_interval_s=None, scan_gap_s=600))
+    async with running(listener):
+        for _ in range(50):
+            await mallory.execute("SELECT pg_notify($1, $2)", table.target.channel,
+                                  json.dumps({"scan": True, "table": table.target.table}))
+        await wait_until(lambda: listener.stats.notifications == 50)
+        await wait_until(lambda: listener.stats.catchups == 1)
+        await asyncio.sleep(0.2)  # the other 49 wait, coalesced, for the gap to pass
+    assert listener.stats.catchups == 1
 
 
 async def test_the_payloads_table_cannot_steer_tasks_to_another_pipeline(
