@@ -74,6 +74,24 @@ class ProviderError(V10rError):
         self.retry_after = retry_after
 
 
+class ProviderAuthError(ProviderError):
+    """The provider refused the credentials (401/403): no input can succeed until they
+    are fixed, so the batch stops at once (the runtime pauses, nothing is dead-lettered)."""
+
+    code = "PROVIDER_AUTH"
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider is down, overloaded or rate limiting (connection error, timeout, 429,
+    5xx): a failure of the service, not of the input, so it is retried, never bisected."""
+
+    code = "PROVIDER_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 **context: str | None) -> None:
+        super().__init__(message, retryable=True, retry_after=retry_after, **context)
+
+
 class QueueError(V10rError):
     """A queue adapter failed (broker down, bad URL...)."""
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from v10r.errors import QueueError
+from v10r.keys import RowKey, parse_json, wire_key
+from v10r.redact import printable
 
 TASK_VERSION = 1
 
 Origin = Literal["live", "catchup"]  # a change notification, or a catch-up scan / backfill
-
-RowKey = Any  # a scalar for single-column keys, a {column: value} dict for composite keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Task:
                 "pipeline": self.pipeline,
                 "database": self.database,
                 "table": self.table,
-                "id": self.id,
+                "id": wire_key(self.id),
                 "text_column": self.text_column,
                 "embedding_column": self.embedding_column,
                 "origin": self.origin,
@@ -50,7 +50,7 @@ class Task:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Task:
         try:
-            data = json.loads(raw)
+            data = parse_json(raw)  # exact numbers: a key read as a float names another row
             version = data.get("v")
             if version != TASK_VERSION:
                 raise QueueError(
@@ -62,15 +62,15 @@ class Task:
                 pipeline=data["pipeline"],
                 database=data["database"],
                 table=data["table"],
-                id=data["id"],
+                id=wire_key(data["id"]),
                 text_column=data["text_column"],
                 embedding_column=data["embedding_column"],
                 origin="catchup" if data.get("origin") == "catchup" else "live",
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise QueueError(f"malformed task message: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise QueueError(f"malformed task message: {printable(str(exc))[:200]}") from None
 
     @property
     def key(self) -> bytes:
         """Stable bytes for the row: the Kafka key and the dedup key."""
-        return json.dumps([self.pipeline, self.id], separators=(",", ":"), sort_keys=True).encode()
+        return json.dumps([self.pipeline, wire_key(self.id)], separators=(",", ":"), sort_keys=True).encode()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.providers import openai_server  # noqa: F401 - fixtures
 from tests.services.openai_server import OpenAIServer, Reply
-from v10r.errors import ProviderError
+from v10r.errors import ProviderAuthError, ProviderError
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.openai import OpenAICompatibleProvider
 
@@ -133,10 +133,19 @@ async def test_bad_key_fails_at_once_and_the_key_is_never_shown(make, openai_ser
     with pytest.raises(ProviderError) as caught:
         await provider.embed(["a"])
     error = caught.value
-    assert str(error).startswith("authentication failed for provider custom (http://127.0.0.1:")
+    assert str(error).startswith("authentication failed (HTTP 401): Incorrect API key provided")
+    assert "for provider custom (http://127.0.0.1:" in str(error)
+    assert isinstance(error, ProviderAuthError)
     assert not error.retryable and len(openai_server.requests) == 1
     shown = [str(error), repr(error), error.hint or "", repr(provider), caplog.text]
     assert not any(KEY in s or "org-secret-value" in s for s in shown)
+
+
+async def test_a_long_error_message_never_shows_part_of_the_key(make, openai_server):
+    openai_server.always = Reply.error(400, "x" * 280 + f" {KEY} was refused")
+    with pytest.raises(ProviderError) as caught:
+        await make().embed(["a"])
+    assert KEY[:12] not in str(caught.value)  # cut after masking, never mid-secret
 
 
 async def test_a_refused_request_shows_the_servers_message_masked(make, openai_server):
@@ -151,7 +160,6 @@ async def test_a_refused_request_shows_the_servers_message_masked(make, openai_s
     (Reply(dimensions=10), "embedding 0 has 10 dimensions, expected 384"),
     (Reply(extra_items=-1), "asked for 2 embeddings, got 1"),
     (Reply(extra_items=1), "asked for 2 embeddings, got 3"),
-    (Reply(nan=True), "embedding 0 contains NaN"),
     (Reply.malformed(), "response is not valid JSON"),
 ])
 async def test_wrong_answers_are_clear_errors(make, openai_server, reply, message):
@@ -159,6 +167,12 @@ async def test_wrong_answers_are_clear_errors(make, openai_server, reply, messag
     with pytest.raises(ProviderError, match=message) as caught:
         await make().embed(["a", "b"])
     assert "invalid response" in str(caught.value) and "provider custom" in str(caught.value)
+
+
+async def test_vectors_listed_out_of_order_are_placed_by_their_index(make, openai_server):
+    openai_server.always = Reply(reverse=True)
+    texts = ["first", "second", "third"]
+    np.testing.assert_allclose(await make().embed(texts), expected(texts), atol=1e-6)
 
 
 async def test_a_server_rejecting_base64_gets_floats_from_then_on(make, openai_server):

@@ -2,8 +2,9 @@
 
 Vectors are `deterministic_vector(text, dimensions)`, the same as DeterministicProvider,
 so a test can compute what it expects. Each request takes the next scripted `Reply`
-(429 with Retry-After, 500, a hang, wrong dimensions, ...); when the script runs out the
-server answers normally (or with `always`). Every request is recorded.
+(429 with Retry-After, 500, a hang, wrong dimensions, an endless body...); when the script
+runs out the server answers normally (or with `always`). Per text, whatever the batching,
+`refuse` answers 400 and `vectors` poisons the vector. Every request is recorded.
 
     with OpenAIServer(dimensions=8) as server:
         server.script(Reply.error(500), Reply.error(500))
@@ -36,7 +37,9 @@ class Reply:
     body: bytes | None = None  # a raw body instead of embeddings
     dimensions: int | None = None  # answer with this many dimensions instead
     extra_items: int = 0  # answer with this many more (or, negative, fewer) vectors
-    nan: bool = False  # poison the first vector
+    reverse: bool = False  # list the vectors last-first (their `index` still says which)
+    stream_bytes: int = 0  # stream this many bytes of an endless (valid-looking) JSON body
+    declare_length: bool = False  # with stream_bytes: announce it in Content-Length
 
     @classmethod
     def error(cls, status: int = 500, message: str = "internal error") -> Reply:
@@ -55,6 +58,11 @@ class Reply:
     @classmethod
     def hang(cls, seconds: float) -> Reply:
         return cls(delay_s=seconds)
+
+    @classmethod
+    def huge(cls, size: int, *, declare_length: bool = False) -> Reply:
+        """A 200 whose body never ends before `size` bytes: a runaway or hostile server."""
+        return cls(stream_bytes=size, declare_length=declare_length)
 
     @classmethod
     def malformed(cls) -> Reply:
@@ -80,6 +88,12 @@ class OpenAIServer:
         self.base64_support = base64_support
         self.requests: list[Request] = []
         self.always: Reply | None = None
+        # Per-text behaviour, whatever the batching: a request holding a text that contains
+        # a key of `refuse` is answered 400 with its message; a text containing a key of
+        # `vectors` gets that vector: "zero", "nan", "inf" or "huge" (1e5, beyond halfvec).
+        self.refuse: dict[str, str] = {}
+        self.vectors: dict[str, str] = {}
+        self.streamed_bytes = 0  # bytes of `Reply.huge` bodies actually sent
         self._script: deque[Reply] = deque()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -98,6 +112,8 @@ class OpenAIServer:
         self._script.clear()
         self.requests.clear()
         self.always = None
+        self.refuse.clear()
+        self.vectors.clear()
 
     def start(self) -> Self:
         self._thread.start()
@@ -130,7 +146,7 @@ class OpenAIServer:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "test-model"}]})
 
-    async def _embeddings(self, request: web.Request) -> web.Response:
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             payload = json.loads(raw)
@@ -140,6 +156,12 @@ class OpenAIServer:
         reply = self._script.popleft() if self._script else (self.always or Reply())
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.stream_bytes:
+            return await self._stream(request, reply)
+        refused = [m for key, m in self.refuse.items()
+                   if any(key in str(t) for t in (payload or {}).get("input", []))]
+        if refused:
+            return web.json_response({"error": {"message": refused[0]}}, status=400)
         if reply.body is not None or reply.status != 200:
             return web.Response(status=reply.status, body=reply.body or b"",
                                 headers=reply.headers, content_type="application/json")
@@ -159,11 +181,38 @@ class OpenAIServer:
         dims = reply.dimensions or payload.get("dimensions") or self.dimensions
         data = []
         for index, text in enumerate(texts):
-            vector = deterministic_vector(str(text), dims)
-            if reply.nan and index == 0:
-                vector[0] = float("nan")
+            vector = self._vector(str(text), dims)
             encoded = (base64.b64encode(vector.astype("<f4").tobytes()).decode()
                        if use_base64 else vector.tolist())
             data.append({"object": "embedding", "index": index, "embedding": encoded})
+        if reply.reverse:
+            data.reverse()
         return web.json_response({"object": "list", "data": data, "model": payload.get("model"),
                                   "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+
+    def _vector(self, text: str, dims: int) -> Any:
+        vector = deterministic_vector(text, dims)
+        kind = next((k for key, k in self.vectors.items() if key in text), None)
+        match kind:
+            case "zero":
+                vector[:] = 0
+            case "nan" | "inf":
+                vector[0] = float(kind)
+            case "huge":
+                vector[0] = 1e5
+        return vector
+
+    async def _stream(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if reply.declare_length:
+            response.content_length = reply.stream_bytes
+        await response.prepare(request)
+        chunk = b"0.125, " * 9362  # ≈64 KiB of one endless float list
+        try:
+            await response.write(b'{"data": [{"index": 0, "embedding": [')
+            while self.streamed_bytes < reply.stream_bytes:
+                await response.write(chunk)
+                self.streamed_bytes += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up, as it should
+        return response

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from v10r.providers.response import InvalidResponse, decode_embeddings
+from v10r.providers.response import InvalidResponse, decode_embeddings, max_response_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -43,10 +43,15 @@ def test_rows_are_placed_by_index():
     (body([[1, 2], [1, 2], [1, 2]]), "asked for 2 embeddings, got 3"),
     (body([[1, 2, 3], [1, 2, 3]]), "has 3 dimensions, expected 2"),
     (body([[1, 2, 3], [1, 2, 3]], as_base64=True), "has 3 dimensions, expected 2"),
-    (body([[1, 2], [float("nan"), 1]]), "embedding 1 contains NaN"),
-    (body([[1, 2], [float("inf"), 1]], as_base64=True), "embedding 1 contains NaN"),
     (body([[1, 2], [1, 2]], indices=[0, 0]), "indices repeat"),
     (body([[1, 2], [1, 2]], indices=[0, 5]), "out of range"),
+    (body([[1, 2], [1, 2]], indices=[0, -1]), "out of range"),
+    (b'{"data": [{"index": 0, "embedding": [1, 2]}, {"index": true, "embedding": [1, 2]}]}',
+     "out of range"),
+    (b'{"data": [{"index": 0, "embedding": [1, 2]}, {"index": "1", "embedding": [1, 2]}]}',
+     "out of range"),
+    (b'{"data": [{"embedding": [[1, 2]]}, {"embedding": [1, 2]}]}', "dimensions"),
+    (b'[1, 2]', "no `data`"),
     (b'{"data": [{"embedding": "!!notbase64"}, {"embedding": [1, 2]}]}', "not valid base64"),
     (b'{"data": [{"embedding": null}, {"embedding": [1, 2]}]}', "embedding 0 is missing"),
     (b'{"data": [{"embedding": ["a", 2]}, {"embedding": [1, 2]}]}', "not a list of numbers"),
@@ -54,3 +59,15 @@ def test_rows_are_placed_by_index():
 def test_incomplete_or_broken_responses_are_rejected(raw, message):
     with pytest.raises(InvalidResponse, match=message):
         decode_embeddings(raw, count=2, dimensions=2)
+
+
+def test_nonfinite_and_zero_vectors_are_decoded_for_the_core_to_judge_per_row():
+    vectors, _ = decode_embeddings(body([[1, 2], [float("nan"), 1], [0, 0]]), count=3,
+                                   dimensions=2)
+    assert vectors.shape == (3, 2) and np.isnan(vectors[1, 0]) and not vectors[2].any()
+
+
+@pytest.mark.parametrize(("count", "dimensions"), [(1, 3), (64, 1536), (2048, 384)])
+def test_the_response_bound_fits_any_honest_float_json_answer(count, dimensions):
+    honest = body([[-1.2345678901234567e-05] * dimensions] * count)
+    assert len(honest) < max_response_bytes(count, dimensions) < 40 * len(honest) + 70_000

@@ -9,7 +9,6 @@ in order with keyset pagination, so memory stays constant whatever the table siz
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -102,7 +101,7 @@ async def scan_target(conn: asyncpg.Connection, target: Target, queue: Queue, *,
     rows = await conn.fetch(query.first)
     enqueued = 0
     while rows:
-        tasks = [target.task(json.loads(row[ID_COLUMN]), "catchup") for row in rows]
+        tasks = [target.task_from_json(row[ID_COLUMN], "catchup") for row in rows]
         await queue.publish(target.name, tasks)
         enqueued += len(tasks)
         if progress is not None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -28,9 +27,11 @@ from typing import Any
 import asyncpg
 
 from v10r import db
-from v10r.errors import V10rError
+from v10r.errors import PlanError, V10rError
+from v10r.keys import ColumnType, read_column_types
 from v10r.listen.catchup import DEFAULT_PAGE_SIZE, catch_up
 from v10r.listen.dedup import DEFAULT_MAX_KEYS, Deduplicator
+from v10r.listen.payload import DropLog, InvalidNotification, dedup_key, read_notification
 from v10r.listen.targets import Target
 from v10r.ops.metrics import Sample
 from v10r.queues.base import Queue
@@ -56,6 +57,9 @@ class ListenerSettings:
     # Also scan every so often: a task lost downstream (a broker or consumer bug, a
     # purged dead-letter queue) is found by its stale hash and enqueued again.
     catchup_interval_s: float | None = 300.0
+    # At least this long between two scans: `scan` notifications (which any role can
+    # send) are coalesced, so they cannot keep the database busy scanning.
+    scan_gap_s: float = 1.0
     catchup_page_size: int = DEFAULT_PAGE_SIZE
     dedup_max_keys: int = DEFAULT_MAX_KEYS
     shutdown_timeout_s: float = 10.0
@@ -127,6 +131,8 @@ class Listener:
         self._scan_requests: set[str] = set()
         self._scan_wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+        self._keys: dict[str, tuple[ColumnType, ...]] = {}  # key columns with their types
+        self._drops = DropLog(log.warning)
         self._paused = False
         self._last_publish = float("-inf")
 
@@ -208,6 +214,7 @@ class Listener:
         conn = await db.connect(self.database, "write", pipeline=self.targets[0].name,
                                 vector_codec=False)
         try:
+            await self._read_keys(conn)
             conn.add_termination_listener(lambda _c: lost.set())
             for channel in self._channels:
                 await conn.add_listener(channel, self._on_notify)
@@ -219,6 +226,16 @@ class Listener:
         self.stats.connections += 1
         self.listening.set()
         self._apply_backpressure()
+
+    async def _read_keys(self, conn: asyncpg.Connection) -> None:
+        """Each pipeline's key columns and types, which notifications are checked against
+        (read again on every connect: a key column's type may have changed)."""
+        for target in self.targets:
+            try:
+                self._keys[target.name] = await read_column_types(conn, target.names, target.name)
+            except PlanError as exc:
+                self._keys.pop(target.name, None)
+                log.warning("%s; its notifications are checked by key shape only", exc.message)
 
     async def _watch(self, lost: asyncio.Event, stop: asyncio.Event) -> None:
         """Return when the connection is lost (termination or failed health check) or on stop."""
@@ -246,25 +263,19 @@ class Listener:
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         self.stats.notifications += 1
-        targets = self._channels.get(channel, [])
         try:
-            message = json.loads(payload)
-            table = message["table"]
-            targets = [t for t in targets if t.table == table]
-            if message.get("scan"):
-                self.request_scan(targets)
-                return
-            row_id = message["id"]
-        except (ValueError, KeyError, TypeError):
+            notice = read_notification(payload, self._channels.get(channel, []), self._keys)
+        except InvalidNotification as exc:
             self.stats.bad_payloads += 1
-            log.warning("unexpected notification on %s (%.200r); scanning its pipelines",
-                        channel, payload)
-            self.request_scan(targets or None)
+            self._drops.drop(channel, payload, str(exc))
             return
-        key = _dedup_key(row_id)
-        for target in targets:
+        if notice.scan:
+            self.request_scan(notice.targets)
+            return
+        for target, row_id in zip(notice.targets, notice.keys):
             task = target.task(row_id)
-            self._outbox[target.name].extend(self._dedup[target.name].offer(key, task))
+            self._outbox[target.name].extend(self._dedup[target.name].offer(dedup_key(row_id),
+                                                                            task))
         self._wake.set()
         self._apply_backpressure()
 
@@ -375,18 +386,7 @@ class Listener:
             backoff.reset()
             self.stats.catchups += 1
             self.stats.caught_up_rows += result.total
-
-
-def _dedup_key(row_id: Any) -> Hashable:
-    """A row's identity within one pipeline's dedup window, built once per notification.
-
-    Plain integer and text keys are their own identity (the hot path: no JSON encoding
-    per notification); anything else — composite keys, floats, booleans — keeps its
-    canonical JSON, tagged so it never equals a plain key.
-    """
-    if type(row_id) is int or type(row_id) is str:
-        return row_id
-    return ("json", json.dumps(row_id, separators=(",", ":"), sort_keys=True))
+            await asyncio.sleep(self.settings.scan_gap_s)  # requests meanwhile: one scan
 
 
 def _describe(exc: BaseException) -> str:
@@ -423,7 +423,7 @@ def listener_samples(listeners: Sequence[Listener]) -> list[Sample]:
                 ("caught_up_rows", "tasks published by catch-up scans"),
                 ("catchups", "catch-up scans run"),
                 ("connections", "database connections opened (1 + reconnects)"),
-                ("bad_payloads", "notifications that could not be read")]
+                ("bad_payloads", "notifications ignored: not from v10r's trigger, or no key")]
     samples = []
     for listener in listeners:
         labels = (("database", listener.database.name),)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from v10r.compile.names import PipelineNames, pipeline_names
+from v10r.keys import parse_json, wire_key
 from v10r.spec.model import Pipeline
 from v10r.tasks import Origin, RowKey, Task
 
@@ -36,12 +37,17 @@ class Target:
     def channel(self) -> str:
         return self.names.channel
 
+    def task_from_json(self, row_id: str, origin: Origin = "catchup") -> Task:
+        """The task of a key given as JSON (`to_jsonb(key)::text`), read exactly: a
+        `numeric` key through a float would name another row."""
+        return self.task(parse_json(row_id), origin)
+
     def task(self, row_id: RowKey, origin: Origin = "live") -> Task:
         return Task(
             pipeline=self.pipeline.name,
             database=self.pipeline.database.name,
             table=self.names.display_table,
-            id=row_id,
+            id=wire_key(row_id),
             text_column=self.names.columns[0],
             embedding_column=self.names.embedding,
             origin=origin,

@@ -22,8 +22,12 @@ class Provider(Protocol):
         `priority="backfill"` (catch-up work) waits behind `"live"` work where the
         provider has a client-side rate limit.
 
-        Splits into batches within the provider's limits; retries transient failures;
-        raises `v10r.errors.ProviderError` (with `retryable`) when it gives up.
+        Splits into batches within the provider's limits; retries transient failures.
+        When it gives up it raises, from `v10r.errors`: `ProviderAuthError` (bad
+        credentials: no input can succeed), `ProviderUnavailable` (down, overloaded, rate
+        limited: retried, never split) or `ProviderError` (these inputs were refused:
+        the caller may split the batch to find the bad one). Whether each vector can be
+        stored is the caller's to judge, per row.
         """
 
     async def aclose(self) -> None: ...

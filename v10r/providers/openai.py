@@ -11,26 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 
-from v10r.errors import ProviderError
+from v10r.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from v10r.providers.batching import assemble, clip, plan_batches
 from v10r.providers.ratelimit import Priority, RateLimiter, estimate_tokens
-from v10r.providers.response import InvalidResponse, decode_embeddings
+from v10r.providers.response import InvalidResponse, decode_embeddings, max_response_bytes
 from v10r.providers.retry import Backoff, parse_retry_after
-from v10r.redact import mask_text, mask_url
+from v10r.redact import mask_text, mask_url, printable
 
 log = logging.getLogger("v10r.providers")
 
 DEFAULT_REQUEST_CHARS = 400_000  # ≈100k tokens, under OpenAI's 300k tokens per request
 DEFAULT_BACKOFF = Backoff()
 OFF_LOOP_BYTES = 512_000
+ERROR_BODY_BYTES = 65_536  # of an error response, only the message is wanted
 
 
 class OpenAICompatibleProvider:
@@ -110,62 +113,89 @@ class OpenAICompatibleProvider:
             body["dimensions"] = self.dimensions
         if self.encoding == "base64":
             body["encoding_format"] = "base64"
+        limit = max_response_bytes(len(texts), self.dimensions)
         try:
             async with asyncio.timeout(self._timeout_s):  # whole request, not per read
-                response = await self._client.post(f"{self.base_url}/embeddings", json=body)
+                reply = await self._post(body, limit)
         except (httpx.TimeoutException, TimeoutError):
             raise self._error("request timed out", retryable=True) from None
         except httpx.TransportError as exc:
             raise self._error(f"cannot connect ({type(exc).__name__})", retryable=True) from None
-        if response.status_code == 400 and self._rejects_base64(response):
+        if reply.status == 400 and self.encoding == "base64" and b"encoding_format" in reply.body:
             log.info("%s does not accept encoding_format=base64; using float", self._where())
             self.encoding = "float"
             return await self._request(texts)
-        self._check_status(response)
-        decode = functools.partial(decode_embeddings, response.content, count=len(texts),
+        self._check_status(reply)
+        if reply.truncated:
+            raise self._error(f"response is larger than {limit:,} bytes (the most that "
+                              f"{len(texts)} embedding(s) of {self.dimensions} dimensions "
+                              "can take); not read further")
+        decode = functools.partial(decode_embeddings, reply.body, count=len(texts),
                                    dimensions=self.dimensions)
         try:  # a big float-JSON body takes long enough to parse to stall the loop
             vectors, was_base64 = (await asyncio.to_thread(decode)
-                                   if len(response.content) > OFF_LOOP_BYTES else decode())
+                                   if len(reply.body) > OFF_LOOP_BYTES else decode())
         except InvalidResponse as exc:
             raise self._error(f"invalid response: {exc}", hint=self._dims_hint(exc)) from None
         if self.encoding == "base64" and not was_base64 and texts:
             self.encoding = "float"  # the server ignores base64: stop asking
         return vectors
 
-    def _rejects_base64(self, response: httpx.Response) -> bool:
-        return self.encoding == "base64" and "encoding_format" in response.text
+    async def _post(self, body: dict[str, Any], limit: int) -> _Reply:
+        """POST, reading at most `limit` bytes of a success and `ERROR_BODY_BYTES` of an
+        error: a runaway response never sits in memory whole."""
+        async with self._client.stream("POST", f"{self.base_url}/embeddings",
+                                       json=body) as response:
+            cap = limit if response.status_code < 300 else ERROR_BODY_BYTES
+            declared = response.headers.get("content-length", "")
+            chunks, size = [], int(declared) if declared.isdigit() else 0
+            if size <= cap:  # an announced runaway is not even started
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        break
+                    chunks.append(chunk)
+            return _Reply(response.status_code, response.headers, b"".join(chunks),
+                          truncated=size > cap)
 
-    def _check_status(self, response: httpx.Response) -> None:
-        status = response.status_code
+    def _check_status(self, reply: _Reply) -> None:
+        status = reply.status
         if status < 300:
             return
-        detail = _server_message(response)
+        detail = _server_message(mask_text(reply.body.decode("utf-8", "replace"),
+                                           self._secrets))
+        retry_after = parse_retry_after(reply.headers.get("retry-after"), time.time())
         match status:
             case 401 | 403:
                 raise self._error(
-                    "authentication failed",
+                    f"authentication failed (HTTP {status}){detail}", auth=True,
                     hint="check embedding.api_key (and its environment variable) and headers")
             case 429:
                 raise self._error(f"rate limited (HTTP 429){detail}", retryable=True,
-                                  retry_after=parse_retry_after(response.headers.get("retry-after"),
-                                                                time.time()))
+                                  retry_after=retry_after)
             case _ if status >= 500 or status == 408:
                 raise self._error(f"server error (HTTP {status}){detail}", retryable=True,
-                                  retry_after=parse_retry_after(response.headers.get("retry-after"),
-                                                                time.time()))
+                                  retry_after=retry_after)
             case _:
                 raise self._error(f"request refused (HTTP {status}){detail}",
                                   hint="check embedding.model, dimensions and max_input_chars")
 
     def _error(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
-               hint: str | None = None) -> ProviderError:
-        text = mask_text(f"{message} for provider {self.name} ({self._where()})", self._secrets)
-        hint = mask_text(hint, self._secrets) if hint else (
-            "the provider is unavailable; v10r retries, and the row stays stale until it succeeds"
-            if retryable else None)
-        return ProviderError(text, retryable=retryable, retry_after=retry_after, hint=hint,
-                             pipeline=self._pipeline)
+               hint: str | None = None, auth: bool = False) -> ProviderError:
+        """The error for the runtime: `ProviderAuthError` stops the batch,
+        `ProviderUnavailable` is retried (never bisected), `ProviderError` is the input's."""
+        text = printable(mask_text(f"{message} for provider {self.name} ({self._where()})",
+                                   self._secrets))
+        context = {"hint": mask_text(hint, self._secrets) if hint else None,
+                   "pipeline": self._pipeline}
+        if auth:
+            return ProviderAuthError(text, **context)
+        if retryable:
+            context["hint"] = context["hint"] or ("the provider is unavailable; v10r retries, "
+                                                  "and the row stays stale until it succeeds")
+            return ProviderUnavailable(text, retry_after=retry_after, **context)
+        return ProviderError(text, **context)
 
     def _dims_hint(self, exc: InvalidResponse) -> str | None:
         if "dimensions" in str(exc):
@@ -183,12 +213,22 @@ def _headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict[str, 
     return headers
 
 
-def _server_message(response: httpx.Response) -> str:
-    """The error text a server put in its body (OpenAI: {"error": {"message"}}), shortened."""
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    truncated: bool = False
+
+
+def _server_message(body: str) -> str:
+    """The error text a server put in its body (OpenAI: {"error": {"message"}}), shortened
+    (after masking: a cut secret would no longer be recognised); control characters are
+    escaped by `printable` where the error is built."""
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except ValueError:
-        text = response.text.strip()
+        text = body.strip()
         return f": {text[:300]}" if text else ""
     if not isinstance(payload, dict):
         return ""

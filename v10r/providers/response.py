@@ -1,8 +1,10 @@
 """Checking and decoding an OpenAI-style embeddings response.
 
 A response is trusted only after it proves complete: one vector per input, each of the
-expected size, all finite. A wrong vector written to the database would be served
-silently by every similarity query, so anything else is an error.
+expected size, each index once. A wrong vector written to the database would be served
+silently by every similarity query, so anything else is an error. Whether each vector
+can be stored (finite, not all zero, within the column type's range) is judged per row
+by the processing core, so one bad vector fails only its own input.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ class InvalidResponse(ValueError):
     """The server answered 2xx with something that is not the embeddings asked for."""
 
 
+def max_response_bytes(count: int, dimensions: int) -> int:
+    """The most a response of `count` vectors may take: float JSON at ≤32 bytes a number,
+    plus room for each item's envelope. A bigger body is a broken or hostile server."""
+    return 65_536 + count * (512 + 32 * dimensions)
+
+
 def decode_embeddings(body: bytes, *, count: int, dimensions: int) -> tuple[np.ndarray, bool]:
     """(vectors in input order, whether the server sent base64)."""
     try:
@@ -32,16 +40,13 @@ def decode_embeddings(body: bytes, *, count: int, dimensions: int) -> tuple[np.n
     seen_base64 = False
     for position, item in enumerate(items):
         index = item.get("index", position)
-        if not isinstance(index, int) or not 0 <= index < count:
+        if type(index) is not int or not 0 <= index < count:
             raise InvalidResponse(f"embedding index {index!r} out of range 0..{count - 1}")
         vector, is_base64 = _vector(item.get("embedding"), dimensions, index)
         seen_base64 = seen_base64 or is_base64
         out[index] = vector
     if len({item.get("index", i) for i, item in enumerate(items)}) != count:
         raise InvalidResponse("embedding indices repeat")
-    if not np.isfinite(out).all():
-        bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
-        raise InvalidResponse(f"embedding {bad} contains NaN or infinity")
     return out, seen_base64
 
 

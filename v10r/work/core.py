@@ -1,7 +1,10 @@
 """The processing core every queue shares: tasks in, vectors written, an outcome per task.
 
 fetch (one query) → preprocess + hash → skip unchanged → embed (one provider call,
-bisected on a bad input) → guarded write (one statement). The write only lands where
+bisected on a bad input) → guarded write (one statement). Whatever is wrong with one
+task — a key that is not a key, a text the provider refuses, a vector that cannot be
+stored — fails that task alone; an authentication error stops the batch, since no
+input could succeed. The write only lands where
 the row's current text still hashes to what was embedded, so a slow worker never
 overwrites the vector of a newer text; that newer text has its own task.
 """
@@ -9,7 +12,6 @@ overwrites the vector of a newer text; that newer text has its own task.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,17 +22,27 @@ import numpy as np
 
 from v10r.compile.content_hash import fingerprint, source_hash, stored_hash
 from v10r.compile.names import PipelineNames
-from v10r.errors import PlanError, ProviderError
+from v10r.errors import (
+    PlanError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailable,
+    V10rError,
+)
+from v10r.keys import ColumnType, InvalidKey, key_texts, read_column_types
 from v10r.preprocess import preprocess
 from v10r.providers.base import Provider
+from v10r.redact import printable
 from v10r.spec.model import Pipeline
 from v10r.tasks import Task
 from v10r.work import sql
-from v10r.work.vectors import encode_rows
+from v10r.work.vectors import encode_rows, vector_problems
 
 log = logging.getLogger(__name__)
 
 EMPTY_TEXT_NOTE = "empty text"
+# What a key that does not cast to its column's type raises (a domain's CHECK included).
+_BAD_KEY_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 class Status(StrEnum):
@@ -59,6 +71,9 @@ class BatchOutcome:
 
     outcomes: list[TaskOutcome]
     embedded: int = 0  # texts sent to the provider (bisection retries included)
+    # Set when tasks failed because the provider is down (not because of their input):
+    # what a runtime pauses on instead of spending those tasks' attempts.
+    unavailable: ProviderUnavailable | None = None
 
     def count(self, status: Status) -> int:
         return sum(o.status is status for o in self.outcomes)
@@ -82,7 +97,7 @@ class _Row:
     source: str = ""
     stored: str = ""
     vector: np.ndarray | None = None
-    error: ProviderError | None = None
+    error: V10rError | None = None  # this row failed (a bad key, the provider, its vector)
     status: Status = Status.MISSING
 
 
@@ -102,10 +117,10 @@ class BatchProcessor:
 
     async def process(self, tasks: Sequence[Task]) -> BatchOutcome:
         outcomes: list[TaskOutcome | None] = [None] * len(tasks)
-        rows = self._rows(tasks, outcomes)
+        statements = await self._prepare()
+        rows = self._rows(tasks, outcomes, statements.keys)
         embedded = 0
         if rows:
-            statements = await self._prepare()
             await self._fetch(statements, rows)
             pending = await asyncio.to_thread(self._hash_and_select, rows)
             live = any(tasks[i].origin == "live" for row in pending for i in row.tasks)
@@ -115,52 +130,78 @@ class BatchProcessor:
             outcome = _outcome(row)
             for index in row.tasks:
                 outcomes[index] = outcome
+        down = next((r.error for r in rows if isinstance(r.error, ProviderUnavailable)), None)
         return BatchOutcome([o or TaskOutcome(Status.FAILED, "not processed") for o in outcomes],
-                            embedded)
+                            embedded, down)
 
-    def _rows(self, tasks: Sequence[Task], outcomes: list[TaskOutcome | None]) -> list[_Row]:
+    def _rows(self, tasks: Sequence[Task], outcomes: list[TaskOutcome | None],
+              keys: Sequence[ColumnType]) -> list[_Row]:
         """Distinct rows of the batch; tasks that cannot be read fail here, for good."""
         by_key: dict[tuple[str, ...], _Row] = {}
         for index, task in enumerate(tasks):
             try:
-                key = self._key_of(task)
+                key = self._key_of(task, keys)
             except ValueError as exc:
                 outcomes[index] = TaskOutcome(Status.FAILED, str(exc), retryable=False)
                 continue
             by_key.setdefault(key, _Row(key)).tasks.append(index)
         return list(by_key.values())
 
-    def _key_of(self, task: Task) -> tuple[str, ...]:
+    def _key_of(self, task: Task, keys: Sequence[ColumnType]) -> tuple[str, ...]:
+        """The task's key as text per key column, checked against the columns' types."""
         if task.pipeline != self.pipeline.name:
             raise ValueError(f"task of pipeline {task.pipeline!r} reached pipeline "
                              f"{self.pipeline.name!r}")
-        columns = self.names.key
-        if len(columns) == 1:
-            value = task.id[columns[0]] if isinstance(task.id, dict) and len(task.id) == 1 \
-                and columns[0] in task.id else task.id
-            return (_key_text(value, columns[0]),)
-        if not isinstance(task.id, dict) or set(task.id) != set(columns):
-            raise ValueError(f"task id {task.id!r} does not have the key columns "
-                             f"{', '.join(columns)}")
-        return tuple(_key_text(task.id[c], c) for c in columns)
+        row_id = task.id
+        if len(keys) == 1 and isinstance(row_id, dict) and set(row_id) == {keys[0].name}:
+            row_id = row_id[keys[0].name]
+        try:
+            return key_texts(row_id, keys)
+        except InvalidKey as exc:
+            raise ValueError(f"task id is not a key of {self.names.display_table}: {exc}") from None
 
     async def _prepare(self) -> sql.Statements:
         if self._statements is None:
             async with self.read_pool.acquire() as conn:
-                keys = await sql.key_columns(conn, self.pipeline, self.names)
-            self._statements = sql.statements(self.pipeline, self.names, keys)
+                keys = await read_column_types(conn, self.names, self.pipeline.name)
+                (vector,) = await read_column_types(conn, self.names, self.pipeline.name,
+                                                    (self.names.embedding,))
+            self._statements = sql.statements(self.pipeline, self.names, keys, vector)
         return self._statements
 
     async def _fetch(self, statements: sql.Statements, rows: list[_Row]) -> None:
-        key_arrays = [[row.key[i] for row in rows] for i in range(len(statements.keys))]
+        """Read the batch's rows in one query. A key that does not cast to its column's
+        type (a forged or corrupted task) fails only itself: it is found and the rest read."""
         async with self.read_pool.acquire() as conn:
-            records = await _run(conn.fetch, statements.fetch, *key_arrays,
-                                 pipeline=self.pipeline.name)
+            try:
+                records = await self._read(conn, statements, rows)
+            except _BAD_KEY_ERRORS:
+                await self._fail_bad_keys(conn, statements.keys, rows)
+                rows = [row for row in rows if row.error is None]
+                records = await self._read(conn, statements, rows) if rows else []
         width = len(self.names.columns)
         for record in records:
             row = rows[record[0] - 1]
             row.values = tuple(record[1:1 + width])
             row.db_hash, row.db_model = record[1 + width], record[2 + width]
+
+    async def _read(self, conn: asyncpg.Connection, statements: sql.Statements,
+                    rows: list[_Row]) -> list[asyncpg.Record]:
+        key_arrays = [[row.key[i] for row in rows] for i in range(len(statements.keys))]
+        return await _run(conn.fetch, statements.fetch, *key_arrays, pipeline=self.pipeline.name)
+
+    async def _fail_bad_keys(self, conn: asyncpg.Connection, keys: Sequence[ColumnType],
+                             rows: list[_Row]) -> None:
+        """One cast per key value, only after a batch's read failed on one."""
+        for row in rows:
+            for key, text in zip(keys, row.key):
+                try:
+                    await conn.fetchval(sql.check_key_sql(key), text)
+                except _BAD_KEY_ERRORS as exc:
+                    row.error = V10rError(f"task key is not a {key.type} for key column "
+                                          f"{key.name!r}: {printable(str(exc)[:200])}",
+                                          pipeline=self.pipeline.name)
+                    break
 
     def _hash_and_select(self, rows: list[_Row]) -> list[_Row]:
         """CPU part, run in a thread: preprocess and hash; the rows needing a vector."""
@@ -187,6 +228,8 @@ class BatchProcessor:
             return 0
         try:
             matrix = await self.provider.embed([row.text for row in rows], priority=priority)
+        except ProviderAuthError:
+            raise  # no input can succeed: stop the batch, bisecting would only repeat it
         except ProviderError as exc:
             if exc.retryable or len(rows) == 1:
                 for row in rows:
@@ -195,20 +238,37 @@ class BatchProcessor:
             middle = len(rows) // 2
             return (len(rows) + await self._embed(rows[:middle], priority)
                     + await self._embed(rows[middle:], priority))
-        self._check_shape(matrix, len(rows))
-        for row, vector in zip(rows, matrix):
-            row.vector = vector
+        self._take(rows, matrix)
         return len(rows)
 
-    def _check_shape(self, matrix: np.ndarray, count: int) -> None:
-        expected = (count, self.pipeline.dimensions)
-        if getattr(matrix, "shape", None) != expected:
-            raise ProviderError(
-                f"provider returned vectors of shape {getattr(matrix, 'shape', None)}, "
-                f"expected {expected}",
+    def _take(self, rows: list[_Row], matrix: np.ndarray) -> None:
+        """Each row gets its vector, or the reason it cannot be stored (that row alone)."""
+        shape_error = self._shape_error(matrix, len(rows))
+        if shape_error is not None:  # no vector can be trusted: each row fails with the fix
+            for row in rows:
+                row.error = shape_error
+            return
+        problems = vector_problems(matrix, self.pipeline.target.type)
+        for row, vector, problem in zip(rows, matrix, problems):
+            if problem is None:
+                row.vector = vector
+                continue
+            row.error = ProviderError(
+                f"provider {self.provider.name} returned {problem} for this row's text",
                 pipeline=self.pipeline.name,
-                hint="set `embedding.dimensions` to what the model returns",
-            )
+                hint="store vectors as `target: {type: vector}`" if "halfvec" in problem
+                else "the row is left stale; check the model, or the row's text")
+
+    def _shape_error(self, matrix: np.ndarray, count: int) -> ProviderError | None:
+        expected = (count, self.pipeline.dimensions)
+        if getattr(matrix, "shape", None) == expected:
+            return None
+        return ProviderError(
+            f"provider returned vectors of shape {getattr(matrix, 'shape', None)}, "
+            f"expected {expected}",
+            pipeline=self.pipeline.name,
+            hint="set `embedding.dimensions` to what the model returns",
+        )
 
     async def _write(self, statements: sql.Statements, rows: list[_Row]) -> None:
         ready = [r for r in rows if r.status is Status.WRITTEN and r.error is None]
@@ -235,27 +295,13 @@ class BatchProcessor:
 
 def _outcome(row: _Row) -> TaskOutcome:
     if row.error is not None:
-        return TaskOutcome(Status.FAILED, _error_text(row.error), row.error.retryable)
+        return TaskOutcome(Status.FAILED, _error_text(row.error),
+                           getattr(row.error, "retryable", False))
     return TaskOutcome(row.status)
 
 
-def _error_text(exc: ProviderError) -> str:
+def _error_text(exc: V10rError) -> str:
     return exc.message if not exc.hint else f"{exc.message} (hint: {exc.hint})"
-
-
-def _key_text(value: object, column: str) -> str:
-    match value:
-        case None:
-            raise ValueError(f"task has no value for key column {column!r}")
-        case bool():
-            return "true" if value else "false"
-        case str():
-            return value
-        case int() | float():
-            return str(value)
-        case dict() | list():
-            return json.dumps(value)
-    return str(value)
 
 
 async def _run(method, statement: str, *args: object, pipeline: str):  # type: ignore[no-untyped-def]

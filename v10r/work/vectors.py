@@ -45,3 +45,29 @@ def encode_rows(matrix: np.ndarray, kind: str = "vector") -> list[Vector | HalfV
     width = len(raw) // rows if rows else 0
     wrap = _EncodedVector if kind == "vector" else _EncodedHalfVector
     return [wrap(header + raw[i * width:(i + 1) * width]) for i in range(rows)]
+
+
+HALFVEC_MAX = 65504.0  # the largest finite float16
+
+
+def vector_problems(matrix: np.ndarray, kind: str = "vector") -> list[str | None]:
+    """Per row of `matrix`, why it must not be stored (or None): each row is judged alone,
+    so one bad vector fails its own row, never the batch's write."""
+    finite = np.isfinite(matrix).all(axis=1)
+    zero = ~np.any(matrix, axis=1)
+    too_big = np.zeros(len(matrix), dtype=bool)
+    if kind == "halfvec":
+        too_big = finite & (np.abs(np.nan_to_num(matrix)) > HALFVEC_MAX).any(axis=1)
+    problems: list[str | None] = []
+    for ok, empty, big, row in zip(finite, zero, too_big, matrix):
+        if not ok:
+            problems.append("a vector with NaN or infinity")
+        elif empty:
+            problems.append("an all-zero vector (it has no direction, so no similarity)")
+        elif big:
+            peak = float(np.abs(row).max())
+            problems.append(f"a vector with a value ({peak:g}) outside halfvec's range "
+                            f"±{HALFVEC_MAX:g}")
+        else:
+            problems.append(None)
+    return problems

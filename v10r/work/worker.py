@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import asyncpg
 
-from v10r.errors import ConnectionFailed, PlanError, QueueError
+from v10r.errors import ConnectionFailed, PlanError, ProviderAuthError, QueueError
 from v10r.ops.metrics import Sample
 from v10r.queues.base import Delivery, Queue
 from v10r.redact import mask_text
@@ -31,6 +31,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError, ConnectionFailed, QueueError, PlanError,
+    ProviderAuthError,  # bad credentials: hold every batch until they are fixed
 )
 
 
