@@ -3,6 +3,7 @@ column lost its NOT NULL after apply) are skipped by the catch-up scan, not fata
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -75,3 +76,45 @@ async def test_catch_up_skips_rows_whose_key_became_null(pg_dsn: str, page_size:
     result = await catch_up([Target.of(pipeline)], queue, page_size=page_size,
                             interactive=False)
     assert result.enqueued == {"nk": 2}
+
+
+@pytest.mark.parametrize("threshold", ["null", "1000"], ids=["row-trigger", "bulk-trigger"])
+async def test_a_key_too_long_for_a_notification_never_fails_the_users_write(
+        roles: Roles, cli: Cli, tmp_path: Path, threshold: str) -> None:
+    """NOTIFY refuses payloads of 8000 bytes or more; the trigger asks for a scan instead,
+    so the user's INSERT and UPDATE of a row with a huge text key still succeed."""
+    await roles.admin(f"SET ROLE {roles.name('owner')}; "
+                      "CREATE TABLE nk (id text NOT NULL PRIMARY KEY, body text)")
+    spec = write_spec(tmp_path, SPEC.format(key="id") + f"trigger: {{bulk_threshold: {threshold}}}\n")
+    assert (await cli("apply", spec, role="owner")).code == 0
+    listener, conn = await roles.connect("reader"), await roles.connect("owner")
+    heard: list[str] = []
+    try:
+        await listener.add_listener("v10r_nk", lambda *args: heard.append(args[3]))
+        for key in ("x" * 9000, "é" * 5000, "short"):
+            await conn.execute("INSERT INTO nk VALUES ($1, 'text')", key)
+            await conn.execute("UPDATE nk SET body = 'new text' WHERE id = $1", key)
+        for _ in range(500):  # until the last write's notification arrived
+            if '{"id": "short", "table": "public.nk"}' in heard:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+        await listener.close()
+    assert '{"scan": true, "table": "public.nk"}' in heard
+    assert '{"id": "short", "table": "public.nk"}' in heard
+    assert all(len(p.encode()) < 8000 for p in heard)
+
+
+@pytest.mark.parametrize("ddl", [
+    "CREATE TABLE nk (id int[] NOT NULL PRIMARY KEY, body text)",
+    "CREATE TABLE nk (id jsonb NOT NULL PRIMARY KEY, body text)",
+    "CREATE TABLE nk (a int NOT NULL, b text[] NOT NULL, body text, PRIMARY KEY (a, b))",
+], ids=["array", "jsonb", "composite-with-array"])
+async def test_plan_refuses_keys_that_cannot_travel(roles: Roles, cli: Cli, tmp_path: Path,
+                                                    ddl: str) -> None:
+    await roles.admin(f"SET ROLE {roles.name('owner')}; {ddl}")
+    key = "[a, b]" if "PRIMARY KEY (a, b)" in ddl else "id"
+    result = await cli("plan", write_spec(tmp_path, SPEC.format(key=key)), role="owner")
+    assert result.code == 1, result.output
+    assert "cannot travel as row keys" in result.output and "Traceback" not in result.output

@@ -174,7 +174,7 @@ def upgrade_bookkeeping_sql(missing: Sequence[str]) -> str:
 
 
 NOTIFY_BODY = """
--- v10r notify function, version 2. Arguments: see v10r/compile/ddl.py.
+-- v10r notify function, version 3. Arguments: see v10r/compile/ddl.py.
 -- Runs inside users' writes: every call and operator is schema-qualified, and the
 -- function pins search_path, so nothing a user creates in a schema is ever called.
 DECLARE
@@ -182,6 +182,7 @@ DECLARE
   keys jsonb[];
   found_rows bigint;
   threshold bigint;
+  payload text;
   is_insert boolean := TG_OP OPERATOR(pg_catalog.=) 'INSERT';
 BEGIN
   IF TG_LEVEL OPERATOR(pg_catalog.=) 'ROW' THEN
@@ -191,8 +192,13 @@ BEGIN
       INTO key USING CASE WHEN is_insert THEN NEW ELSE OLD END, NEW;
     GET DIAGNOSTICS found_rows := ROW_COUNT;
     IF found_rows OPERATOR(pg_catalog.>) 0 AND key IS NOT NULL THEN
-      PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
-        'id', key, 'table', TG_ARGV[1])::pg_catalog.text);
+      payload := pg_catalog.jsonb_build_object('id', key, 'table', TG_ARGV[1])::pg_catalog.text;
+      -- NOTIFY refuses 8000 bytes or more, which would fail the user's write: a key too
+      -- long to carry asks for a scan instead (the catch-up scan finds the row).
+      IF pg_catalog.octet_length(payload) OPERATOR(pg_catalog.>=) 8000 THEN
+        payload := pg_catalog.jsonb_build_object('scan', true, 'table', TG_ARGV[1])::pg_catalog.text;
+      END IF;
+      PERFORM pg_catalog.pg_notify(TG_ARGV[0], payload);
     END IF;
     RETURN NULL;
   END IF;
@@ -212,9 +218,12 @@ BEGIN
     PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
       'scan', true, 'table', TG_ARGV[1])::pg_catalog.text);
   ELSE
-    PERFORM pg_catalog.pg_notify(TG_ARGV[0], pg_catalog.jsonb_build_object(
-      'id', k, 'table', TG_ARGV[1])::pg_catalog.text)
-      FROM pg_catalog.unnest(keys) AS k WHERE k IS NOT NULL;
+    PERFORM pg_catalog.pg_notify(TG_ARGV[0], CASE
+        WHEN pg_catalog.octet_length(p) OPERATOR(pg_catalog.<) 8000 THEN p
+        ELSE pg_catalog.jsonb_build_object('scan', true, 'table', TG_ARGV[1])::pg_catalog.text
+      END)
+      FROM (SELECT pg_catalog.jsonb_build_object('id', k, 'table', TG_ARGV[1])::pg_catalog.text
+              AS p FROM pg_catalog.unnest(keys) AS k WHERE k IS NOT NULL) AS s;
   END IF;
   RETURN NULL;
 END

@@ -64,7 +64,7 @@ async def apply_pipelines(pipelines: Sequence[Pipeline], *, prune: bool = False,
                 done.append(await _apply_one(conn, group, database.name, options, approve,
                                              locks or LockSettings()))
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+                await conn.execute(_lock_sql("pg_advisory_unlock"), ADVISORY_LOCK_KEY)
         finally:
             await conn.close()
     return ApplyResult(Plan(tuple(done)))
@@ -72,7 +72,7 @@ async def apply_pipelines(pipelines: Sequence[Pipeline], *, prune: bool = False,
 
 async def _lock(conn: asyncpg.Connection) -> None:
     deadline = time.monotonic() + LOCK_TIMEOUT_S
-    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
+    while not await conn.fetchval(_lock_sql("pg_try_advisory_lock"), ADVISORY_LOCK_KEY):
         if time.monotonic() > deadline:
             raise PlanError(f"another v10r apply has held the lock for {LOCK_TIMEOUT_S:.0f}s",
                             hint="wait for it to finish, or find it in pg_stat_activity")
@@ -101,7 +101,7 @@ async def _round(conn: asyncpg.Connection, group: list[Pipeline], name: str,
                  options: DiffOptions, approve: Approval, locks: LockSettings
                  ) -> DatabasePlan:
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+        await conn.execute(_lock_sql("pg_advisory_xact_lock"), ADVISORY_LOCK_KEY)
         await conn.execute(locks.set_sql())
         try:
             dbplan, _ = await plan_database(conn, group, options, name)
@@ -145,3 +145,9 @@ async def execute(conn: asyncpg.Connection, op: Operation) -> None:
                 "rebuilt by the next apply")
         raise PlanError(f"{op.describe()} failed: {exc}", pipeline=op.pipeline,
                         hint=hint) from None
+
+
+def _lock_sql(function: str) -> str:
+    """Qualified, with a typed argument: a role's own `public.pg_advisory_lock(text)` is
+    never a better match."""
+    return f"SELECT pg_catalog.{function}($1::pg_catalog.int8)"

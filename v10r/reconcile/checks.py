@@ -90,6 +90,14 @@ def _check_key(p: Pipeline, table: LiveTable, label: str) -> None:
             pipeline=p.name, obj=label,
             hint="set `source.key` to the table's primary key, or add a unique index on "
             "exactly those columns")
+    unkeyable = [k for k in p.source.key if _unkeyable(table.columns[k])]
+    if unkeyable:
+        col = table.columns[unkeyable[0]]
+        raise PlanError(
+            f"key column {label}.{col.name} is of type {col.type}: arrays and JSON values "
+            "cannot travel as row keys", pipeline=p.name, obj=f"{label}.{col.name}",
+            hint="use a scalar key (an integer, text, uuid, date… primary key); add an "
+            "identity column if the table has none")
     nullable = [k for k in p.source.key if table.columns[k].nullable]
     if nullable:
         columns = ", ".join(nullable)
@@ -99,6 +107,10 @@ def _check_key(p: Pipeline, table: LiveTable, label: str) -> None:
             obj=f"{label}.{nullable[0]}",
             hint=f"make the key NOT NULL (`ALTER TABLE {label} ALTER COLUMN {nullable[0]} "
             "SET NOT NULL`, after fixing rows where it is NULL), or use the primary key")
+
+
+def _unkeyable(column: LiveColumn) -> bool:
+    return column.base_type.startswith("_") or column.base_type in ("json", "jsonb", "xml")
 
 
 def _check_filter(p: Pipeline, table: LiveTable, label: str) -> None:

@@ -296,7 +296,8 @@ class RecordPipeline(Operation):
         params = ", ".join(f"${i}" for i in range(1, len(_RECORD_COLUMNS) + 1))
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _RECORD_COLUMNS[1:])
         return ((f"INSERT INTO {bookkeeping_table()} ({cols}, applied_at) VALUES ({params}, "
-                 f"now()) ON CONFLICT (name) DO UPDATE SET {updates}, applied_at = now()"),)
+                 f"pg_catalog.now()) ON CONFLICT (name) DO UPDATE SET {updates}, "
+                 "applied_at = pg_catalog.now()"),)
 
     @property
     def args(self) -> tuple[object, ...]:
