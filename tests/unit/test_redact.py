@@ -1,9 +1,11 @@
 """Secrets are masked wherever they could be printed."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from v10r.errors import EnvError
-from v10r.redact import mask_text, mask_url
+from v10r.errors import EnvError, V10rError
+from v10r.redact import header_secret, mask_text, mask_url, secret_spans
 from v10r.spec.env import expand, references
 
 pytestmark = pytest.mark.unit
@@ -32,3 +34,88 @@ def test_env_expansion_with_defaults_and_clear_errors() -> None:
     with pytest.raises(EnvError) as info:
         expand("${MISSING_KEY}", {}, what="embedding.api_key", pipeline="docs")
     assert "MISSING_KEY" in str(info.value) and "docs" in str(info.value)
+
+
+# ---- every credential form, and masking never raises --------------------------------
+
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("user:pass@host/db", "user:****@host/db"),
+    ("postgresql://u:literalpass@${HOST}/db", "postgresql://u:****@${HOST}/db"),
+    ("postgresql://${U:-app}:${PW}@${HOST:-db:5}/db", "postgresql://${U:-app}:${PW}@${HOST:-db:5}/db"),
+    ("postgresql://u:${PW:-fallback}@h/db", "postgresql://u:****@h/db"),
+    ("postgresql://u:pw@db:notaport/app", "postgresql://u:****@db:notaport/app"),
+    ("postgresql://u:p@ss@h/db", "postgresql://u:****@h/db"),
+    ("postgresql://u:pw@h1:5432,h2:5432/db", "postgresql://u:****@h1:5432,h2:5432/db"),
+    ("postgresql://u:pw@[::1]:x/db", "postgresql://u:****@[::1]:x/db"),
+    ("host=x password='a b c' sslpassword=zz", "host=x password=**** sslpassword=****"),
+    ("https://api.example.com/v1?api_key=abc123&x=1", "https://api.example.com/v1?api_key=****&x=1"),
+    ("postgresql://db/app?sslpassword=kp", "postgresql://db/app?sslpassword=****"),
+    ("${DATABASE_URL}", "${DATABASE_URL}"),
+    ("postgresql://[::1]:5432/db", "postgresql://[::1]:5432/db"),
+    ("", ""),
+])
+def test_mask_url_every_form(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("cannot connect to user:hunter2@127.0.0.1:1/db: invalid DSN", "hunter2"),
+    ("401 from provider: Authorization: Bearer sk-abcdefghijklmnopqrst", "sk-abcdefghijklmnopqrst"),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ('headers {"api-key": "supersecret1"}', "supersecret1"),
+    ("request to https://x/v1?key=AIzaSyQ123&alt=json failed", "AIzaSyQ123"),
+    ("conninfo host=db password=kvpass dbname=app", "kvpass"),
+    ("key sk-proj-0123456789abcdefghij leaked", "sk-proj-0123456789abcdefghij"),
+    ("amqp://guest:guestpw@mq:5672/ refused", "guestpw"),
+])
+def test_mask_text_every_form(text: str, secret: str) -> None:
+    masked = mask_text(text)
+    assert secret not in masked and "****" in masked
+
+
+def test_mask_text_keeps_ordinary_text() -> None:
+    text = "token limit reached at 12:30; user@example.com; tokens per minute; ${PW}"
+    assert mask_text(text) == text
+
+
+@given(st.text(max_size=80))
+def test_masking_never_raises(text: str) -> None:
+    assert isinstance(mask_url(text), str) and isinstance(mask_text(text), str)
+    assert isinstance(secret_spans(text), list)
+
+
+@given(st.text(alphabet="abc:@/?&=%$}{[]# ", max_size=40))
+def test_masking_never_raises_on_url_punctuation(text: str) -> None:
+    masked = mask_url(text)
+    assert all(text[start:end] != "" or start == end for start, end in secret_spans(text))
+    assert isinstance(masked, str)
+
+
+def test_errors_mask_themselves() -> None:
+    error = V10rError("cannot reach user:pw1234@db/app", hint="check password=pw1234")
+    assert "pw1234" not in str(error)
+
+
+@pytest.mark.parametrize(("name", "value", "secret"), [
+    ("Authorization", "Bearer sk-abc", "sk-abc"),
+    ("authorization", "Basic  dXNlcg==", "dXNlcg=="),
+    ("api-key", "k123", "k123"),
+    ("X-Api-Token", "${T}", "${T}"),
+    ("X-Other", "Bearer lit", "lit"),
+    ("X-Org", "sk-0123456789abcdefghijkl", "sk-0123456789abcdefghijkl"),
+    ("OpenAI-Organization", "org-123", None),
+    ("Content-Type", "application/json", None),
+])
+def test_header_secret(name: str, value: str, secret: str | None) -> None:
+    assert header_secret(name, value) == secret
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    with pytest.raises(EnvError, match=r"DATABASE_URL is empty \(needed by `database.dsn`\)"):
+        expand("${DATABASE_URL}", {"DATABASE_URL": ""}, what="database.dsn")
+    with pytest.raises(EnvError, match="is empty"):
+        expand("postgresql://u:${PW}@h/db", {"PW": "  "})
+    assert expand("${A:-dflt}", {"A": ""}) == "dflt"
+    assert references("${A}") == ["A"]

@@ -15,6 +15,7 @@ import click
 
 from v10r import __version__
 from v10r.errors import V10rError
+from v10r.redact import MaskingFormatter
 
 # command name -> (module, attribute). Modules load only when their command runs, so
 # `v10r --help` and `v10r validate` stay fast and need no optional dependency.
@@ -70,7 +71,9 @@ def cli(verbose: int) -> None:
       faust -A v10r worker              the same on Kafka
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> Any:

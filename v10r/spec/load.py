@@ -191,7 +191,7 @@ def _env_warnings(name: str, data: Any, positions: Any, path: Path,
     elif isinstance(data, str):
         for var in env.missing(data, environ):
             yield Diagnostic(name, *positions.of_value(path), "warning",
-                             f"environment variable {var} is not set (used by `{_dotted(path)}`)",
+                             f"environment variable {var} is not set or empty (used by `{_dotted(path)}`)",
                              "env-unset", _dotted(path),
                              hint=f"it must be set wherever v10r connects: export {var}=...",
                              pipeline=pipeline)

@@ -368,7 +368,7 @@ class Queue(_Spec):
         None,
         description="Broker URL; default from `${V10R_REDIS_URL}`, `${V10R_KAFKA_URL}` or "
         "`${V10R_RABBITMQ_URL}`.",
-        examples=["${REDIS_URL}", "kafka://kafka:9092", "amqp://guest:guest@rabbitmq:5672/"],
+        examples=["${REDIS_URL}", "kafka://kafka:9092", "amqp://v10r:${RABBITMQ_PASSWORD}@rabbitmq:5672/"],
     )
     partitions: int = Field(4, ge=1, le=1024, description="Kafka partitions per pipeline topic.")
     dedup_window_ms: int = Field(

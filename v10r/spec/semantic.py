@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from v10r.redact import mask_url
 from v10r.spec.diagnostics import Diagnostic
-from v10r.spec.env import references
 from v10r.spec.model import MAX_HNSW_DIMENSIONS
+from v10r.spec.secrets import literal_secrets
 
 if TYPE_CHECKING:
     from v10r.spec.load import LoadedPipeline
@@ -55,16 +54,8 @@ def _check_one(item: LoadedPipeline) -> Iterable[Diagnostic]:
     if emb.send_dimensions and emb.provider == "local":
         yield _at(item, ("embedding", "send_dimensions"),
                   "`send_dimensions` applies to HTTP providers only", "unknown-option")
-    if emb.api_key is not None and not references(emb.api_key):
-        yield _at(item, ("embedding", "api_key"),
-                  "the API key is written in the spec; it would be committed to git",
-                  "secret-literal", hint="use an environment variable: `api_key: ${OPENAI_API_KEY}`")
-    for key in ("dsn", "read_dsn"):
-        dsn = getattr(p.database, key)
-        if dsn and not references(dsn) and mask_url(dsn) != dsn:
-            yield _at(item, ("database", key),
-                      f"the DSN holds a password ({mask_url(dsn)}); it would be committed to git",
-                      "secret-literal", hint="use `${DATABASE_URL}` and set it in the environment")
+    for secret in literal_secrets(p):
+        yield _at(item, secret.path, secret.message, "secret-literal", hint=secret.hint)
     if p.queue.kind != "kafka" and p.queue.partitions != 4:
         yield _at(item, ("queue", "partitions"), "`partitions` applies to the kafka queue only",
                   "unknown-option", level="warning")
