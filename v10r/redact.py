@@ -1,15 +1,23 @@
-"""Secrets in DSNs, URLs and free text: where they are, and masking them wherever printed.
+"""What may be printed: secrets masked, and untrusted text made harmless for a terminal.
 
 One home for "which part of this string is a secret": the masking of errors, plans and
 logs and the spec check that refuses literal secrets both ask `secret_spans`, so a form
 masked here is also a form that must come from `${ENV}`. Nothing here raises: masking
 runs on error paths, where a malformed DSN is the normal case.
+
+Text v10r does not control (table names, row keys, provider and database errors) may
+hold rich markup (`[/]` crashes rich) or terminal control sequences (ESC, C1, `\\r`,
+which can rewrite what an operator sees): print it through `safe` (rich) or
+`printable` (plain text).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
+
+from rich.markup import escape
 
 MASK = "****"
 
@@ -156,3 +164,23 @@ class MaskingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_text(super().format(record))
+
+
+# C0 controls except tab and newline, DEL, C1 controls, and the Unicode line separators
+# and bidi overrides that reorder what a terminal shows.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: Any) -> str:
+    """`text` with every control character shown as a visible `\\xNN` / `\\uNNNN` escape."""
+    return _UNPRINTABLE.sub(_visible, str(text))
+
+
+def safe(text: Any) -> str:
+    """`text` as rich markup that prints exactly as written: no styles, no control codes."""
+    return escape(printable(text))
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

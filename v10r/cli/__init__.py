@@ -15,7 +15,7 @@ import click
 
 from v10r import __version__
 from v10r.errors import V10rError
-from v10r.redact import MaskingFormatter
+from v10r.redact import MaskingFormatter, printable
 
 # command name -> (module, attribute). Modules load only when their command runs, so
 # `v10r --help` and `v10r validate` stay fast and need no optional dependency.
@@ -81,5 +81,5 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="v10r", standalone_mode=True)
     except V10rError as exc:  # raised outside a command's own handling
-        click.echo(f"error: {exc}", err=True)
+        click.echo(printable(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)

@@ -8,11 +8,12 @@ import click
 
 from v10r.cli.common import console, run, spec_paths, specs_argument
 from v10r.errors import V10rError
+from v10r.redact import printable
 from v10r.spec.load import load_pipelines
 
 
 def _fail(exc: V10rError) -> None:
-    click.echo(f"error: {exc}", err=True)
+    click.echo(printable(f"error: {exc}"), err=True)
     sys.exit(exc.exit_code)
 
 
@@ -85,7 +86,7 @@ def _confirm_drop(pipelines: list, yes: bool) -> None:
     drops = [op for op in planned.operations if isinstance(op, DropColumn)]
     if not drops or yes:
         return
-    listing = "\n".join(f"  - {op.describe()}" for op in drops)
+    listing = printable("\n".join(f"  - {op.describe()}" for op in drops))
     if not sys.stdin.isatty():
         click.echo(f"error: --drop-columns would drop:\n{listing}\n  hint: add --yes to "
                    "confirm", err=True)

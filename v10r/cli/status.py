@@ -13,6 +13,7 @@ from rich.table import Table
 from v10r import db
 from v10r.cli.common import console, run, spec_paths, specs_argument
 from v10r.ops.status import Counts, pipeline_counts
+from v10r.redact import safe
 from v10r.reconcile.state import AppliedPipeline, applied_state
 from v10r.spec.load import load_pipelines
 from v10r.spec.model import Pipeline
@@ -88,11 +89,12 @@ def _render(report: list[dict[str, Any]]) -> None:
             "[yellow]embedding[/]" if r["up_to_date"] else
             "[red]not applied[/]" if not r["applied"] else "[red]drifted[/]")
         last = (c.get("last_embedded_at") or "—")[:19].replace("T", " ")
-        table.add_row(r["pipeline"], f"{r['table']}.{r['column']}", r["model"], state,
+        table.add_row(safe(r["pipeline"]), safe(f"{r['table']}.{r['column']}"), safe(r["model"]),
+                      state,
                       *(str(c.get(k, "—")) for k in ("rows", "current", "stale", "missing", "empty")),
                       last)
     out = console()
     out.print(table)
     for r in report:
         for problem in r["problems"]:
-            out.print(f"[red]{r['pipeline']}[/]: {problem}")
+            out.print(f"[red]{safe(r['pipeline'])}[/]: {safe(problem)}")
