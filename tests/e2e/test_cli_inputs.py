@@ -193,3 +193,21 @@ def test_text_format_shows_control_characters_escaped(tmp_path: Path) -> None:
     result = v10r("validate", str(tmp_path))
     assert result.returncode == 1 and "\x1b" not in result.stderr
     assert "evil\\x1b[2Jname.yaml:" in result.stderr
+
+
+async def test_pipelines_that_would_corrupt_each_other_are_not_applied(pg_dsn: str) -> None:
+    import asyncpg
+
+    db = await asyncpg.connect(pg_dsn)
+    try:
+        await db.execute("CREATE TABLE docs (id int PRIMARY KEY, body text, title text)")
+        conflicts = str(ROOT / "tests" / "specs" / "conflicts")
+        for command in (("plan",), ("apply", "--yes")):
+            output = assert_clean_failure(v10r(*command, conflicts, env={"DATABASE_URL": pg_dsn}))
+            assert "both write column `shared_vec_hash`" in output
+        columns = await db.fetch("SELECT column_name FROM information_schema.columns "
+                                 "WHERE table_name = 'docs'")
+        assert sorted(r["column_name"] for r in columns) == ["body", "id", "title"]
+        assert not await db.fetchval("SELECT to_regnamespace('v10r') IS NOT NULL")
+    finally:
+        await db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from v10r.spec.columns import read_columns, table_of, written_columns
 from v10r.spec.diagnostics import Diagnostic
 from v10r.spec.model import MAX_HNSW_DIMENSIONS
 from v10r.spec.secrets import literal_secrets
@@ -18,6 +19,7 @@ def check_pipelines(loaded: list[LoadedPipeline]) -> list[Diagnostic]:
     for item in loaded:
         diagnostics.extend(_check_one(item))
     diagnostics.extend(_check_unique(loaded))
+    diagnostics.extend(_check_columns(loaded))
     return diagnostics
 
 
@@ -63,17 +65,78 @@ def _check_one(item: LoadedPipeline) -> Iterable[Diagnostic]:
 
 def _check_unique(loaded: list[LoadedPipeline]) -> Iterable[Diagnostic]:
     names: dict[str, LoadedPipeline] = {}
-    columns: dict[tuple[str, str, str, str], LoadedPipeline] = {}
     for item in loaded:
-        p = item.pipeline
-        first = names.setdefault(p.name, item)
+        first = names.setdefault(item.pipeline.name, item)
         if first is not item:
-            yield _at(item, ("name",), f"pipeline name `{p.name}` is already used in {first.file}",
-                      "duplicate-pipeline", hint="pipeline names must be unique")
-        target = (p.database.name, p.source.schema_name, p.source.table_name, p.embedding_column)
-        owner = columns.setdefault(target, item)
-        if owner is not item:
-            yield _at(item, ("target", "column") if p.target.column else ("source", "columns"),
-                      f"pipelines `{owner.pipeline.name}` and `{p.name}` both write column "
-                      f"`{p.embedding_column}` of {p.source.table}", "duplicate-target",
-                      hint="give one of them another `target.column`")
+            yield _at(item, ("name",), f"pipeline name `{item.pipeline.name}` is already used "
+                      f"in {first.file}", "duplicate-pipeline", hint="pipeline names must be unique")
+
+
+def _check_columns(loaded: list[LoadedPipeline]) -> Iterable[Diagnostic]:
+    """No pipeline writes a column that another (or itself) writes or reads on one table."""
+    by_table: dict[tuple[str, str, str], list[LoadedPipeline]] = {}
+    for item in loaded:
+        by_table.setdefault(table_of(item.pipeline), []).append(item)
+        yield from _own_columns(item)
+    for group in by_table.values():
+        for i, first in enumerate(group):
+            for second in group[i + 1:]:
+                yield from _shared_columns(first, second)
+
+
+def _own_columns(item: LoadedPipeline) -> Iterable[Diagnostic]:
+    read = {use.column: use for use in read_columns(item.pipeline)}
+    for use in written_columns(item.pipeline):
+        if use.column in read:
+            yield _at(item, _target_path(item),
+                      f"pipeline `{item.pipeline.name}` would write its {use.role} "
+                      f"`{use.column}`, which is also its {read[use.column].role}",
+                      "column-conflict", hint="set `target.column` to a name not used by the "
+                      "table's data")
+            return
+
+
+def _shared_columns(first: LoadedPipeline, second: LoadedPipeline) -> Iterable[Diagnostic]:
+    """One diagnostic at each of the two pipelines, naming the other, for their conflict."""
+    a, b = first.pipeline, second.pipeline
+    uses = {p.name: ({u.column: u.role for u in written_columns(p)},
+                     {u.column: u.role for u in read_columns(p)}) for p in (a, b)}
+    conflict = _conflict(a.name, b.name, uses) or _conflict(b.name, a.name, uses)
+    if conflict is None:
+        return
+    column, writer, roles, both_write = conflict
+    for item, peer in ((first, second), (second, first)):
+        line, col = _position(peer)
+        me, other = item.pipeline.name, peer.pipeline.name
+        what = (f"pipelines `{a.name}` and `{b.name}` both write column `{column}` of "
+                f"{a.source.table}" if both_write else f"pipeline `{writer}` would overwrite "
+                f"column `{column}` of {a.source.table}, which the other reads")
+        yield _at(item, _target_path(item),
+                  f"{what}: it is the {roles[me]} of `{me}` and the {roles[other]} of `{other}` "
+                  f"({peer.file}:{line}:{col})", "duplicate-target",
+                  hint="give one of them another `target.column`; v10r also writes "
+                  "`<column>_model`, `_hash`, `_at` and `_note` beside it")
+
+
+Uses = dict[str, tuple[dict[str, str], dict[str, str]]]
+
+
+def _conflict(writer: str, other: str, uses: Uses
+              ) -> tuple[str, str, dict[str, str], bool] | None:
+    """The first column `writer` writes that `other` writes or reads."""
+    written, _ = uses[writer]
+    other_written, other_read = uses[other]
+    for column, role in written.items():
+        if column in other_written:
+            return column, writer, {writer: role, other: other_written[column]}, True
+        if column in other_read:
+            return column, writer, {writer: role, other: other_read[column]}, False
+    return None
+
+
+def _target_path(item: LoadedPipeline) -> tuple[str, ...]:
+    return ("target", "column") if item.pipeline.target.column else ("source", "columns")
+
+
+def _position(item: LoadedPipeline) -> tuple[int, int]:
+    return item.positions.of_value(_target_path(item)) if item.positions else (1, 1)
