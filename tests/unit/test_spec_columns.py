@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from v10r.compile.names import pipeline_names
 from v10r.reconcile.diff import RENAME_SUFFIX
 from v10r.spec.columns import RENAME_SUFFIX as SPEC_RENAME_SUFFIX
 from v10r.spec.columns import written_columns
 from v10r.spec.identifiers import derive_name
-from v10r.spec.load import load_paths
+from v10r.spec.load import LoadResult, load_paths
 from v10r.spec.model import Pipeline
 
 pytestmark = pytest.mark.unit
@@ -28,6 +29,12 @@ def pipeline(name: str, columns: list[str], target: dict[str, Any] | None = None
     if target:
         spec["target"] = target
     return spec
+
+
+def load_pair(tmp_path: Path, first: dict[str, Any], second: dict[str, Any]) -> LoadResult:
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(second))
+    return load_paths([tmp_path], environ={})
 
 
 @pytest.mark.parametrize("target", [None, {"column": LONG}, {"column": "v", "on_collision": "rename"}])
@@ -72,11 +79,7 @@ CONFLICTS = {
 @pytest.mark.parametrize(("first", "second"), CONFLICTS.values(), ids=CONFLICTS.keys())
 def test_conflicting_pipelines_are_refused_at_both(first: dict, second: dict,
                                                    tmp_path: Path) -> None:
-    import yaml
-
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
-    (tmp_path / "b.yaml").write_text(yaml.safe_dump(second))
-    result = load_paths([tmp_path], environ={})
+    result = load_pair(tmp_path, first, second)
     conflicts = [d for d in result.errors if d.rule == "duplicate-target"]
     assert {Path(d.file).name for d in conflicts} == {"a.yaml", "b.yaml"}, result.diagnostics
     assert all("`a`" in d.message and "`b`" in d.message for d in conflicts)
@@ -99,21 +102,14 @@ NO_CONFLICT = {
 @pytest.mark.parametrize(("first", "second"), NO_CONFLICT.values(), ids=NO_CONFLICT.keys())
 def test_pipelines_that_only_share_what_they_read_are_fine(first: dict, second: dict,
                                                            tmp_path: Path) -> None:
-    import yaml
-
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
-    (tmp_path / "b.yaml").write_text(yaml.safe_dump(second))
-    result = load_paths([tmp_path], environ={})
+    result = load_pair(tmp_path, first, second)
     assert result.errors == [] and len(result.pipelines) == 2
 
 
 def test_other_databases_do_not_conflict(tmp_path: Path) -> None:
-    import yaml
-
     a = pipeline("a", ["body"]) | {"database": {"name": "one"}}
     b = pipeline("b", ["title"], {"column": "body_embedding_hash"}) | {"database": {"name": "two"}}
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(a) + "---\n" + yaml.safe_dump(b))
-    assert load_paths([tmp_path], environ={}).errors == []
+    assert load_pair(tmp_path, a, b).errors == []
 
 
 def test_the_conflict_corpus_points_at_both_files() -> None:
