@@ -34,7 +34,8 @@ def dsn_for(database: Database, role: Role = "write", *, pipeline: str | None = 
     dsn = env.expand(raw, what=field, pipeline=pipeline)
     if not dsn.strip():  # libpq would read "" as "the local default server"
         raise EnvError(f"`{field}` is empty after expanding {raw!r}", pipeline=pipeline,
-                       hint="set the variable it refers to, e.g. export DATABASE_URL=postgresql://...")
+                       hint="set the variable it refers to, e.g. "
+                       "export DATABASE_URL=postgresql://...")
     return dsn
 
 

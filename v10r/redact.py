@@ -32,9 +32,10 @@ _KEYWORD = re.compile(r"([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]*)")
 _PURE_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-)?\}")
 
 # Free text: URLs with a password (any scheme, or none), `key=value` secrets, tokens.
+# Runs that a failed match rescans are bounded, so masking stays linear on any input.
 _URL_IN_TEXT = re.compile(
-    r"(?P<head>(?:\b[a-z][a-z0-9+.-]*://|(?<![\w@:/.%+${}-]))[^\s:/@'\"${}]*):"
-    r"(?P<secret>[^\s@/'\"]+)@(?=[\w\[\].${-])", re.IGNORECASE)
+    r"(?P<head>(?:\b[a-z][a-z0-9+.-]{0,31}://|(?<![\w@:/.%+${}=-]))[^\s:/@'\"${}=]{0,128}):"
+    r"(?P<secret>[^\s@/'\"]{1,512})@(?=[\w\[\].${-])", re.IGNORECASE)
 _KV_IN_TEXT = re.compile(
     r"(?P<head>\b(?:ssl)?password\s*=\s*|[?&;](?:ssl)?password=|"
     r"[?&;](?:api[_-]?key|apikey|key|token|access_token|secret|client_secret|sig)=)"
@@ -160,10 +161,11 @@ def url_password(url: str) -> str:
 
 class MaskingFormatter(logging.Formatter):
     """Log records (and their tracebacks) with every credential masked, since a library's
-    log line or exception text may quote a DSN, URL or header."""
+    log line or exception text may quote a DSN, URL or header, and control characters
+    shown as escapes."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_text(super().format(record))
+        return printable(mask_text(super().format(record)))
 
 
 # C0 controls except tab and newline, DEL, C1 controls, and the Unicode line separators

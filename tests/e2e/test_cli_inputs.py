@@ -120,6 +120,9 @@ def test_an_empty_variable_is_unset_not_the_default_server(tmp_path: Path) -> No
     for command in ("plan", "status"):
         output = assert_clean_failure(v10r(command, str(path), env={"DATABASE_URL": ""}))
         assert "DATABASE_URL is empty" in output and "database.dsn" in output
+    blank_default = spec(tmp_path, MINIMAL + "database: {dsn: '${DATABASE_URL:-}'}\n", "b.yaml")
+    output = assert_clean_failure(v10r("plan", str(blank_default)))
+    assert "`database.dsn` is empty after expanding" in output
     explicit = spec(tmp_path, MINIMAL + "database: {dsn: '${DATABASE_URL}'}\n", "explicit.yaml")
     strict = v10r("validate", "--strict", str(explicit), env={"DATABASE_URL": " "})
     assert strict.returncode == 1 and "DATABASE_URL is not set or empty" in strict.stderr

@@ -114,3 +114,15 @@ def test_an_empty_variable_counts_as_unset() -> None:
         expand("postgresql://u:${PW}@h/db", {"PW": "  "})
     assert expand("${A:-dflt}", {"A": ""}) == "dflt"
     assert references("${A}") == ["A"]
+
+
+HOSTILE_TEXT = ["password=" * 20_000, "a." * 100_000, "a:" * 100_000 + "@", "x=y " * 50_000,
+                "password='" * 20_000, "api-key " * 30_000, "sk-" * 60_000, "${" * 50_000,
+                "${a}" * 30_000 + "@", "u:" * 50_000 + "p@h"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", HOSTILE_TEXT, ids=lambda t: repr(t[:12]))
+def test_masking_stays_linear_on_hostile_text(text: str) -> None:
+    """An error text is untrusted: a regex that rescans on failure hung for minutes here."""
+    assert isinstance(mask_text(text), str) and isinstance(mask_url(text), str)

@@ -106,7 +106,8 @@ def _check_filter_scalar(item: Any) -> None:
             raise ValueError("the number is outside PostgreSQL's 64-bit integer range; write it "
                              "as a string to compare it as text")
         case str() if "\x00" in item:
-            raise ValueError("the value contains a NUL character, which PostgreSQL text cannot hold")
+            raise ValueError("the value contains a NUL character, which PostgreSQL text "
+                             "cannot hold")
 
 
 class Condition(_Spec):
@@ -295,7 +296,8 @@ class Embedding(_Spec):
     max_input_chars: int = Field(
         32_000, ge=1, description="Longest text sent to the provider, in characters."
     )
-    timeout_s: float = Field(30.0, gt=0, le=600, allow_inf_nan=False, description="Per-request timeout.")
+    timeout_s: float = Field(30.0, gt=0, le=600, allow_inf_nan=False,
+                             description="Per-request timeout.")
     max_retries: int = Field(
         5, ge=0, le=20, description="Retries on 429, 5xx, timeouts and connection errors."
     )
@@ -306,7 +308,8 @@ class Embedding(_Spec):
         None, ge=1, description="Client-side token rate limit (tokens estimated)."
     )
     price_per_million_tokens: float | None = Field(
-        None, ge=0, allow_inf_nan=False, description="USD per million tokens, for the cost estimate in `plan`."
+        None, ge=0, allow_inf_nan=False,
+        description="USD per million tokens, for the cost estimate in `plan`."
     )
 
     @model_validator(mode="after")

@@ -69,7 +69,8 @@ def _check_unique(loaded: list[LoadedPipeline]) -> Iterable[Diagnostic]:
         first = names.setdefault(item.pipeline.name, item)
         if first is not item:
             yield _at(item, ("name",), f"pipeline name `{item.pipeline.name}` is already used "
-                      f"in {first.file}", "duplicate-pipeline", hint="pipeline names must be unique")
+                      f"in {first.file}", "duplicate-pipeline",
+                      hint="pipeline names must be unique")
 
 
 def _check_columns(loaded: list[LoadedPipeline]) -> Iterable[Diagnostic]:

@@ -22,7 +22,8 @@ MAX_DOCUMENTS = 256       # pipelines per file
 MAX_SCALAR_CHARS = 16_384  # a template is at most 4,000 characters
 MAX_INT_DIGITS = 40       # larger integers are never a valid setting
 _INT_TAG = "tag:yaml.org,2002:int"
-_SHRINK = "a pipeline spec is small: remove the aliases or nesting that blow it up, or split the file"
+_SHRINK = ("a pipeline spec is small: remove the aliases or nesting that blow it up, or split "
+           "the file")
 
 
 class YamlLimitError(yaml.MarkedYAMLError):
