@@ -126,3 +126,32 @@ HOSTILE_TEXT = ["password=" * 20_000, "a." * 100_000, "a:" * 100_000 + "@", "x=y
 def test_masking_stays_linear_on_hostile_text(text: str) -> None:
     """An error text is untrusted: a regex that rescans on failure hung for minutes here."""
     assert isinstance(mask_text(text), str) and isinstance(mask_url(text), str)
+
+
+def test_log_lines_are_masked_and_printable() -> None:
+    import logging
+
+    from v10r.redact import MaskingFormatter
+
+    record = logging.LogRecord("v10r", logging.WARNING, __file__, 1,
+                               "cannot reach %s: %s", ("amqp://u:mqpass1@mq/", "\x1b[2Jboom"), None)
+    line = MaskingFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "WARNING cannot reach amqp://u:****@mq/: \\x1b[2Jboom"
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("x[/]y", "x\\[/]y"),
+    ("[bold]b[/bold]", "\\[bold]b\\[/bold]"),
+    ("\x1b[31mred\r\x9b\x07\u202e", "\\x1b[31mred\\x0d\\x9b\\x07\\u202e"),
+    ("line\nnext", "line\nnext"),
+])
+def test_safe_escapes_markup_and_control_characters(text: str, shown: str) -> None:
+    """Rich prints `safe(text)` exactly as `printable(text)`: no markup, no control codes."""
+    from rich.console import Console
+
+    from v10r.redact import printable, safe
+
+    assert safe(text) == shown
+    console = Console(record=True, width=200, color_system=None)
+    console.print(safe(text))
+    assert console.export_text() == printable(text) + "\n"

@@ -98,3 +98,14 @@ def test_node_budget_spans_the_whole_file() -> None:
     doc = "k: [" + ", ".join(["1"] * (MAX_NODES // 10)) + "]\n"
     with pytest.raises(Exception, match="YAML nodes"):
         parse_documents(("---\n" + doc) * 11)
+
+
+def test_file_size_is_bounded(tmp_path: Path) -> None:
+    from v10r.spec.load import MAX_FILE_BYTES
+
+    spec = tmp_path / "big.yaml"
+    spec.write_text(VALID + "#" * (MAX_FILE_BYTES - len(VALID) + 1))
+    [error] = load_paths([spec], environ={}).errors
+    assert error.rule == "file-too-large" and (error.line, error.col) == (1, 1)
+    spec.write_text(VALID + "#" * (MAX_FILE_BYTES - len(VALID) - 1))
+    assert load_paths([spec], environ={}).errors == []
