@@ -119,3 +119,8 @@ def test_the_conflict_corpus_points_at_both_files() -> None:
     assert "a.yaml:3:18: error: pipelines `shared` and `shared_hash` both write column " \
         "`shared_vec_hash`" in rendered[0] and "b.yaml:4:18)" in rendered[0]
     assert "b.yaml:4:18: error:" in rendered[1] and "a.yaml:3:18)" in rendered[1]
+
+
+def test_a_duplicate_name_is_not_mistaken_for_a_column_conflict(tmp_path: Path) -> None:
+    result = load_pair(tmp_path, pipeline("a", ["body"]), pipeline("a", ["title"]))
+    assert [d.rule for d in result.errors] == ["duplicate-pipeline"]

@@ -99,39 +99,37 @@ def _own_columns(item: LoadedPipeline) -> Iterable[Diagnostic]:
 
 def _shared_columns(first: LoadedPipeline, second: LoadedPipeline) -> Iterable[Diagnostic]:
     """One diagnostic at each of the two pipelines, naming the other, for their conflict."""
-    a, b = first.pipeline, second.pipeline
-    uses = {p.name: ({u.column: u.role for u in written_columns(p)},
-                     {u.column: u.role for u in read_columns(p)}) for p in (a, b)}
-    conflict = _conflict(a.name, b.name, uses) or _conflict(b.name, a.name, uses)
+    pair = (first, second)
+    uses = [({u.column: u.role for u in written_columns(item.pipeline)},
+             {u.column: u.role for u in read_columns(item.pipeline)}) for item in pair]
+    conflict = _conflict(0, uses) or _conflict(1, uses)
     if conflict is None:
         return
     column, writer, roles, both_write = conflict
-    for item, peer in ((first, second), (second, first)):
+    a, b = first.pipeline, second.pipeline
+    what = (f"pipelines `{a.name}` and `{b.name}` both write column `{column}` of "
+            f"{a.source.table}" if both_write else f"pipeline `{pair[writer].pipeline.name}` "
+            f"would overwrite column `{column}` of {a.source.table}, which the other reads")
+    for me in (0, 1):
+        item, peer = pair[me], pair[1 - me]
         line, col = _position(peer)
-        me, other = item.pipeline.name, peer.pipeline.name
-        what = (f"pipelines `{a.name}` and `{b.name}` both write column `{column}` of "
-                f"{a.source.table}" if both_write else f"pipeline `{writer}` would overwrite "
-                f"column `{column}` of {a.source.table}, which the other reads")
         yield _at(item, _target_path(item),
-                  f"{what}: it is the {roles[me]} of `{me}` and the {roles[other]} of `{other}` "
-                  f"({peer.file}:{line}:{col})", "duplicate-target",
-                  hint="give one of them another `target.column`; v10r also writes "
-                  "`<column>_model`, `_hash`, `_at` and `_note` beside it")
+                  f"{what}: it is the {roles[me]} of `{item.pipeline.name}` and the "
+                  f"{roles[1 - me]} of `{peer.pipeline.name}` ({peer.file}:{line}:{col})",
+                  "duplicate-target", hint="give one of them another `target.column`; v10r "
+                  "also writes `<column>_model`, `_hash`, `_at` and `_note` beside it")
 
 
-Uses = dict[str, tuple[dict[str, str], dict[str, str]]]
-
-
-def _conflict(writer: str, other: str, uses: Uses
-              ) -> tuple[str, str, dict[str, str], bool] | None:
-    """The first column `writer` writes that `other` writes or reads."""
+def _conflict(writer: int, uses: list[tuple[dict[str, str], dict[str, str]]]
+              ) -> tuple[str, int, list[str], bool] | None:
+    """The first column pipeline `writer` (0 or 1) writes that the other writes or reads."""
     written, _ = uses[writer]
-    other_written, other_read = uses[other]
+    other_written, other_read = uses[1 - writer]
     for column, role in written.items():
-        if column in other_written:
-            return column, writer, {writer: role, other: other_written[column]}, True
-        if column in other_read:
-            return column, writer, {writer: role, other: other_read[column]}, False
+        for other, both_write in ((other_written, True), (other_read, False)):
+            if column in other:
+                roles = [role, other[column]] if writer == 0 else [other[column], role]
+                return column, writer, roles, both_write
     return None
 
 
