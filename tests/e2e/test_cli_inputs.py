@@ -214,3 +214,12 @@ async def test_pipelines_that_would_corrupt_each_other_are_not_applied(pg_dsn: s
         assert not await db.fetchval("SELECT to_regnamespace('v10r') IS NOT NULL")
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "status", "worker", "dlq list"])
+def test_a_missing_path_with_escape_sequences_is_shown_escaped(command: str,
+                                                              tmp_path: Path) -> None:
+    result = v10r(*command.split(), str(tmp_path / "no\x1b[2Jpe\x9b.yaml"))
+    output = result.stdout + result.stderr
+    assert result.returncode in (1, 2) and "Traceback" not in output
+    assert "\x1b" not in output and "\x9b" not in output and "no\\x1b[2Jpe\\x9b" in output

@@ -33,7 +33,7 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
     try:
         result = load_paths(spec_paths(paths))
     except SpecError as exc:
-        raise click.UsageError(exc.message) from None
+        raise click.UsageError(printable(exc.message)) from None
     diagnostics = as_errors(result.diagnostics) if strict else result.diagnostics
     failing = any(d.level == "error" for d in diagnostics)
     flagged = {(d.file, d.pipeline) for d in diagnostics}
