@@ -34,7 +34,8 @@ _PURE_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-)?\}")
 # Free text: URLs with a password (any scheme, or none), `key=value` secrets, tokens.
 # Runs that a failed match rescans are bounded, so masking stays linear on any input.
 _URL_IN_TEXT = re.compile(
-    r"(?P<head>(?:\b[a-z][a-z0-9+.-]{0,31}://|(?<![\w@:/.%+${}=-]))[^\s:/@'\"${}=]{0,128}):"
+    r"(?P<head>(?:(?:\b[a-z][a-z0-9+.-]{0,31}:)?//|(?<![\w@:/.%+${}=-]))"
+    r"(?:\$\{[^}\s]{0,64}\}|[^\s:/@'\"${}=]){0,128}):"
     r"(?P<secret>[^\s@/'\"]{1,512})@(?=[\w\[\].${-])", re.IGNORECASE)
 _KV_IN_TEXT = re.compile(
     r"(?P<head>\b(?:ssl)?password\s*=\s*|[?&;](?:ssl)?password=|"
@@ -82,7 +83,8 @@ def secret_spans(dsn: str) -> list[tuple[int, int]]:
     if _KEYWORD_DSN.match(dsn) and "://" not in dsn:
         return [m.span(2) for m in _KEYWORD.finditer(dsn) if _SECRET_KEY.fullmatch(m.group(1))]
     scheme = dsn.find("://")
-    start = scheme + 3 if scheme >= 0 and _outside_references(dsn, 0, "/?#") > scheme else 0
+    start = scheme + 3 if scheme >= 0 and _outside_references(dsn, 0, "/?#") > scheme else (
+        2 if dsn.startswith("//") else 0)
     end = _outside_references(dsn, start, "/?#")
     spans: list[tuple[int, int]] = []
     at = _last_outside_references(dsn[start:end], "@")

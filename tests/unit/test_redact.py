@@ -31,6 +31,9 @@ pytestmark = pytest.mark.unit
     ("postgresql://db/app?sslpassword=kp", "postgresql://db/app?sslpassword=****"),
     ("${DATABASE_URL}", "${DATABASE_URL}"),
     ("postgresql://[::1]:5432/db", "postgresql://[::1]:5432/db"),
+    ("//u:pw@h/db", "//u:****@h/db"),
+    ("postgresql:///db?user=u&password=pw", "postgresql:///db?user=u&password=****"),
+    ("  host=x   password = pw", "  host=x   password = ****"),
     ("", ""),
 ])
 def test_mask_url(url: str, masked: str) -> None:
@@ -155,3 +158,24 @@ def test_safe_escapes_markup_and_control_characters(text: str, shown: str) -> No
     console = Console(record=True, width=200, color_system=None)
     console.print(safe(text))
     assert console.export_text() == printable(text) + "\n"
+
+
+@given(scheme=st.sampled_from(["postgresql://", "postgres://", "redis://", "amqp://", "", "//"]),
+       user=st.sampled_from(["u", "${DB_USER}", "", "${U:-app}"]),
+       password=st.text("abcXYZ0129!$%^*()-_.~+=,;", min_size=6, max_size=20),
+       host=st.sampled_from(["h", "${DB_HOST}", "${H:-db:5432}", "[::1]:5432", "h:notaport",
+                             "h1:5432,h2:5432"]),
+       tail=st.sampled_from(["", "/db", "/db?sslmode=require", "/${DB_NAME}?application_name=x"]))
+def test_a_literal_password_in_any_url_form_is_masked_and_refused(
+        scheme: str, user: str, password: str, host: str, tail: str) -> None:
+    from v10r.spec.model import Pipeline
+    from v10r.spec.secrets import literal_secrets
+
+    if password.startswith("${") or "$" in password and "{" in password:
+        return
+    dsn = f"{scheme}{user}:{password}@{host}{tail}"
+    assert password not in mask_url(dsn) and password not in mask_text(dsn)
+    assert password not in str(V10rError(f"cannot connect to {dsn}"))
+    p = Pipeline.model_validate({"name": "p", "source": {"table": "t", "columns": ["a"]},
+                                 "database": {"dsn": dsn}, "queue": {"url": dsn}})
+    assert {s.path for s in literal_secrets(p)} == {("database", "dsn"), ("queue", "url")}
