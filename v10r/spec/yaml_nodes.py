@@ -84,17 +84,23 @@ def _walk(node: yaml.Node, path: Path, positions: Positions) -> None:
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """`SafeLoader` whose composer refuses to nest deeper than `MAX_DEPTH` (it recurses)."""
+    """`SafeLoader` whose composer stops at `MAX_DEPTH` levels (it recurses) and at
+    `MAX_NODES` nodes, before building more."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0  # in the whole file, so a huge flat file stops early too
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         self._depth += 1
+        self._nodes += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlLimitError(f"nesting is deeper than {MAX_DEPTH} levels",
+                                     self.peek_event().start_mark)
+            if self._nodes > MAX_NODES:
+                raise YamlLimitError(f"the file holds more than {MAX_NODES:,} YAML nodes",
                                      self.peek_event().start_mark)
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
