@@ -7,36 +7,86 @@ vectors travel as binary (about 8x faster than text for batched writes).
 
 from __future__ import annotations
 
+import os
+import re
 import ssl as ssl_module
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import asyncpg
 
-from v10r.errors import ConnectionFailed, PlanError
-from v10r.redact import mask_text, mask_url
+from v10r.errors import ConnectionFailed, EnvError, PlanError
+from v10r.redact import mask_text, mask_url, url_password
 from v10r.spec import env
 from v10r.spec.model import Database
 
 Role = Literal["read", "write"]
 
 
+SSL_FILE_PARAMS = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
+_KEYWORD = re.compile(r"([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
+
+
 def dsn_for(database: Database, role: Role = "write", *, pipeline: str | None = None) -> str:
     """The expanded DSN for reads or writes (reads fall back to the write DSN)."""
     raw = database.read_dsn if role == "read" and database.read_dsn else database.dsn
-    return env.expand(raw, what=f"database.{'read_dsn' if raw is database.read_dsn else 'dsn'}",
-                      pipeline=pipeline)
+    field = f"database.{'read_dsn' if raw is database.read_dsn else 'dsn'}"
+    dsn = env.expand(raw, what=field, pipeline=pipeline)
+    if not dsn.strip():  # libpq would read "" as "the local default server"
+        raise EnvError(f"`{field}` is empty after expanding {raw!r}", pipeline=pipeline,
+                       hint="set the variable it refers to, e.g. "
+                       "export DATABASE_URL=postgresql://...")
+    return dsn
 
 
-def _connect_kwargs(database: Database) -> dict[str, Any]:
+def _connect_kwargs(database: Database, dsn: str, pipeline: str | None) -> dict[str, Any]:
+    _check_ssl_files(database, dsn, pipeline)
     kwargs: dict[str, Any] = {}
     if database.sslmode:
         if database.sslmode in ("verify-ca", "verify-full") and database.sslrootcert:
-            context = ssl_module.create_default_context(cafile=database.sslrootcert)
-            context.check_hostname = database.sslmode == "verify-full"
-            kwargs["ssl"] = context
+            kwargs["ssl"] = _ssl_context(database, pipeline)
         else:
             kwargs["ssl"] = database.sslmode
     return kwargs
+
+
+def _ssl_context(database: Database, pipeline: str | None) -> ssl_module.SSLContext:
+    try:
+        context = ssl_module.create_default_context(cafile=database.sslrootcert)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise _ssl_file_error(str(database.sslrootcert), "`database.sslrootcert`",
+                              f"holds no usable CA certificate ({exc})", pipeline) from None
+    context.check_hostname = database.sslmode == "verify-full"
+    return context
+
+
+def _check_ssl_files(database: Database, dsn: str, pipeline: str | None) -> None:
+    """A TLS file that is missing or unreadable, named with the setting that points at it
+    (asyncpg would only say "No such file or directory")."""
+    files = [(database.sslrootcert, "`database.sslrootcert`")] if database.sslrootcert else []
+    params = _dsn_params(dsn)
+    files += [(params[k], f"`{k}` in the database DSN") for k in SSL_FILE_PARAMS if params.get(k)]
+    for path, field in files:
+        if path == "system":  # libpq: use the system's trusted CAs
+            continue
+        if not os.path.isfile(path):
+            state = "is a directory" if os.path.isdir(path) else "does not exist"
+            raise _ssl_file_error(path, field, state, pipeline)
+        if not os.access(path, os.R_OK):
+            raise _ssl_file_error(path, field, "is not readable by this user", pipeline)
+
+
+def _dsn_params(dsn: str) -> dict[str, str]:
+    """Connection parameters of a URL's query or of a keyword DSN."""
+    if "://" in dsn:
+        return dict(parse_qsl(dsn.partition("?")[2]))
+    return {m.group(1): m.group(2).strip("'") for m in _KEYWORD.finditer(dsn)}
+
+
+def _ssl_file_error(path: str, field: str, problem: str, pipeline: str | None) -> ConnectionFailed:
+    return ConnectionFailed(f"the TLS file {path!r} set by {field} {problem}", pipeline=pipeline,
+                            hint="fix the path (relative paths start from the working "
+                            "directory), or remove the setting")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -50,7 +100,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 def _failure(exc: BaseException, dsn: str, pipeline: str | None) -> ConnectionFailed:
-    detail = mask_text(str(exc) or type(exc).__name__, (dsn,))
+    detail = mask_text(str(exc) or type(exc).__name__, (dsn, url_password(dsn)))
     return ConnectionFailed(
         f"cannot connect to {mask_url(dsn)}: {detail}",
         pipeline=pipeline,
@@ -74,7 +124,7 @@ async def connect(database: Database, role: Role = "write", *, pipeline: str | N
                   vector_codec: bool = True) -> asyncpg.Connection:
     dsn = dsn_for(database, role, pipeline=pipeline)
     return await connect_dsn(dsn, pipeline=pipeline, vector_codec=vector_codec,
-                             **_connect_kwargs(database))
+                             **_connect_kwargs(database, dsn, pipeline))
 
 
 async def create_pool(database: Database, role: Role = "write", *, pipeline: str | None = None,
@@ -82,7 +132,8 @@ async def create_pool(database: Database, role: Role = "write", *, pipeline: str
     dsn = dsn_for(database, role, pipeline=pipeline)
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         init=_init_connection, **_connect_kwargs(database))
+                                         init=_init_connection,
+                                         **_connect_kwargs(database, dsn, pipeline))
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise _failure(exc, dsn, pipeline) from None
     assert pool is not None

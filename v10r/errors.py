@@ -1,10 +1,12 @@
 """One small exception tree with stable codes, so scripts and docs can rely on them.
 
 Every error a user can cause carries where it comes from (spec file, pipeline, object)
-and a hint for the fix; ``str()`` renders all of it on one or two lines.
+and a hint for the fix; ``str()`` renders all of it on one or two lines, masked.
 """
 
 from __future__ import annotations
+
+from v10r.redact import mask_text
 
 
 class V10rError(Exception):
@@ -30,9 +32,10 @@ class V10rError(Exception):
         self.obj = obj
 
     def __str__(self) -> str:
+        """The whole error, with any credential in it masked (it may quote a DSN or URL)."""
         where = [part for part in (self.file, self._pipeline_label(), self.obj) if part]
         text = f"{': '.join(where)}: {self.message}" if where else self.message
-        return f"{text}\n  hint: {self.hint}" if self.hint else text
+        return mask_text(f"{text}\n  hint: {self.hint}" if self.hint else text)
 
     def _pipeline_label(self) -> str | None:
         return f"pipeline {self.pipeline!r}" if self.pipeline else None

@@ -85,3 +85,28 @@ def test_huge_files_are_refused_without_parsing(tmp_path: Path) -> None:
     spec.write_text("# " + "x" * (1024 * 1024 + 10))
     [error] = load_paths([spec], environ={}).errors
     assert error.rule == "file-too-large"
+
+
+FILTER_VALUES = [None, "open", "", "it's", "ünï", 0, -1, 2**63 - 1, -(2**63), 2**63, 1.5, -0.0,
+                 1e308, float("nan"), float("inf"), float("-inf"), True, False, [], ["a"],
+                 ["a", 1, 2.5, True], [float("nan")], [2**64], ["a\x00"], "a\x00", [[1]],
+                 {"a": 1}]
+FILTER_OPS = ["=", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
+
+
+@pytest.mark.parametrize("op", FILTER_OPS)
+@pytest.mark.parametrize("value", FILTER_VALUES, ids=repr)
+def test_every_filter_the_spec_accepts_compiles(op: str, value: object) -> None:
+    """Operator x value: either a clear validation error, or SQL that compiles (never a
+    crash later in `plan`/`apply`, as `.nan` did)."""
+    from v10r.compile.filter import filter_sql
+
+    condition = {"column": "c", "op": op} | ({} if value is None else {"value": value})
+    data = {"name": "p", "source": {"table": "t", "columns": ["a"], "filter": [condition]}}
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except pydantic.ValidationError as exc:
+        assert all(e["loc"][:3] == ("source", "filter", 0) for e in exc.errors()), exc
+        return
+    sql = filter_sql(pipeline.source.filter, "NEW")
+    assert sql.startswith('(NEW."c"') and "nan" not in sql.lower() and "inf" not in sql.lower()

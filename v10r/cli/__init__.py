@@ -16,6 +16,7 @@ import click
 
 from v10r import __version__
 from v10r.errors import V10rError
+from v10r.redact import MaskingFormatter, printable
 
 # command name -> (module, attribute). Modules load only when their command runs, so
 # `v10r --help` and `v10r validate` stay fast and need no optional dependency.
@@ -71,7 +72,9 @@ def cli(verbose: int) -> None:
       faust -A v10r worker              the same on Kafka
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -79,5 +82,5 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="v10r", standalone_mode=True)
     except V10rError as exc:  # raised outside a command's own handling
-        click.echo(f"error: {exc}", err=True)
+        click.echo(printable(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)

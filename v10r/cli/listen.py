@@ -20,6 +20,7 @@ from v10r.cli.queues import (
 )
 from v10r.listen.targets import Target
 from v10r.queues.base import Queue
+from v10r.redact import printable
 from v10r.spec.model import Pipeline
 
 queue_choice = queue_option("Queue to publish to instead of each pipeline's `queue.kind`.")
@@ -141,8 +142,8 @@ async def _announce(listeners: Sequence, targets: list[Target], workers: int) ->
         await listener.listening.wait()
     tables = sorted({t.table for t in targets})
     extra = f", {workers} in-process worker(s) per pipeline" if workers else ""
-    click.echo(f"v10r listen: listening for {len(targets)} pipeline(s) on "
-               f"{', '.join(tables)}{extra}; Ctrl-C to stop", err=True)
+    click.echo(printable(f"v10r listen: listening for {len(targets)} pipeline(s) on "
+                         f"{', '.join(tables)}{extra}; Ctrl-C to stop"), err=True)
 
 
 async def _backfill(pipelines: list[Pipeline], queue_kind: str | None) -> dict[str, int]:

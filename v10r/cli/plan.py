@@ -8,6 +8,7 @@ import click
 
 from v10r.cli.common import console, run, spec_paths, specs_argument
 from v10r.errors import V10rError
+from v10r.redact import printable
 
 # Exit codes shared with `v10r status`: 3 means "something is pending".
 EXIT_PENDING = 3
@@ -15,7 +16,7 @@ EXIT_ERROR = 1
 
 
 def _fail(exc: V10rError) -> None:
-    click.echo(f"error: {exc}", err=True)
+    click.echo(printable(f"error: {exc}"), err=True)
     sys.exit(exc.exit_code)
 
 
@@ -134,7 +135,7 @@ def _confirm(operations: tuple) -> frozenset[str]:
     from v10r.reconcile.ops import destructive
     from v10r.reconcile.render import destructive_listing
 
-    listing = destructive_listing(operations)
+    listing = printable(destructive_listing(operations))
     if not listing:
         return frozenset()
     if not sys.stdin.isatty():

@@ -14,6 +14,7 @@ import click
 from v10r.cli.common import spec_paths
 from v10r.errors import SpecError
 from v10r.queues.base import Queue
+from v10r.redact import printable
 from v10r.spec.load import load_paths
 from v10r.spec.model import Pipeline
 from v10r.spec.model import Queue as QueueSpec
@@ -36,7 +37,7 @@ def load_specs(paths: tuple[str, ...]) -> list[Pipeline]:
     try:
         result = load_paths(spec_paths(paths))
     except SpecError as exc:
-        raise click.UsageError(exc.message) from None
+        raise click.UsageError(printable(exc.message)) from None
     return result.raise_for_errors()
 
 

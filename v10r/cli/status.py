@@ -9,13 +9,13 @@ from typing import Any
 
 import asyncpg
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from v10r import db
 from v10r.cli.common import console, run, spec_paths, specs_argument
 from v10r.ops.status import Counts, pipeline_counts
 from v10r.reconcile.state import AppliedPipeline, applied_state
+from v10r.redact import safe
 from v10r.spec.identifiers import quote_ident
 from v10r.spec.load import load_pipelines
 from v10r.spec.model import Pipeline
@@ -120,19 +120,20 @@ def _render(report: list[dict[str, Any]]) -> None:
             state = ("[yellow]ready to cut over[/]" if m["complete"]
                      else "[yellow]re-embedding[/]")
         last = (c.get("last_embedded_at") or "—")[:19].replace("T", " ")
-        table.add_row(r["pipeline"], f"{r['table']}.{r['column']}", r["model"], state,
+        table.add_row(safe(r["pipeline"]), safe(f"{r['table']}.{r['column']}"), safe(r["model"]),
+                      state,
                       *(str(c.get(k, "—")) for k in ("rows", "current", "stale", "missing", "empty")),
                       last)
     out = console()
     out.print(table)
     for r in report:
-        name = escape(r["pipeline"])
+        name = safe(r["pipeline"])
         if m := r["reembedding"]:
             eta = f", ~{m['eta_s']:,.0f}s left" if m["eta_s"] is not None else ""
-            out.print(f"[yellow]{name}[/]: re-embedding into {escape(m['column'])}: "
+            out.print(f"[yellow]{name}[/]: re-embedding into {safe(m['column'])}: "
                       f"{m['done']:,}/{m['total']:,} rows done{eta}; queries read "
-                      f"{escape(r['column'])} until `v10r apply` cuts over")
+                      f"{safe(r['column'])} until `v10r apply` cuts over")
         for problem in r["problems"]:
-            out.print(f"[red]{name}[/]: {escape(problem)}")
+            out.print(f"[red]{name}[/]: {safe(problem)}")
         for warning in r["warnings"]:
-            out.print(f"[yellow]{name}[/]: {escape(warning)}")
+            out.print(f"[yellow]{name}[/]: {safe(warning)}")

@@ -22,6 +22,7 @@ from v10r.cli.queues import (
     select,
 )
 from v10r.queues.base import DeadLetter, Queue
+from v10r.redact import safe
 from v10r.spec.model import Pipeline
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,8 @@ def dlq_list(paths: tuple[str, ...], only: str | None, queue_kind: str | None, l
     for column in table.columns[:5]:
         column.no_wrap = True
     for name, d in letters:
-        table.add_row(d.id, name, json.dumps(d.task.id), str(d.attempts), _when(d.failed_at),
-                      d.error)
+        table.add_row(safe(d.id), safe(name), safe(json.dumps(d.task.id)), str(d.attempts),
+                      _when(d.failed_at), safe(d.error))
     console().print(table)
 
 

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
 from rich.text import Text
 
 from v10r.reconcile.diff import DatabasePlan, PipelinePlan
 from v10r.reconcile.ops import Operation, destructive, op_kind
 from v10r.reconcile.plan import Plan
+from v10r.redact import printable, safe
 
 ACTION_STYLE = {"create": "green", "alter": "yellow", "unchanged": "dim", "drop": "red",
                 "removed": "magenta", "other": "dim"}
@@ -38,24 +38,25 @@ def _op_line(op: Operation, sql: bool) -> Iterable[Text]:
     if not op.destructive and op_kind(op) == "DropIndex":
         mark, style = "-", "yellow"
     suffix = " (after commit)" if not op.transactional else ""
-    yield Text.from_markup(f"    [{style}]{mark}[/] {escape(op.describe())}{suffix}")
+    yield Text.from_markup(f"    [{style}]{mark}[/] {safe(op.describe())}{suffix}")
     if sql:
         for statement in op.sql:
-            yield Text("        " + statement.replace("\n", "\n        ") + ";", style="cyan")
+            yield Text(printable("        " + statement.replace("\n", "\n        ") + ";"),
+                       style="cyan")
 
 
 def _database(d: DatabasePlan, sql: bool) -> Iterable[Text]:
-    yield Text.from_markup(f"[bold]database {escape(d.database)}[/]")
+    yield Text.from_markup(f"[bold]database {safe(d.database)}[/]")
     for p in d.pipelines:
         style = ACTION_STYLE.get(p.action, "")
         numbers = _numbers(p)
-        line = (f"  [{style}]{p.action:<9}[/] pipeline [bold]{escape(p.name)}[/] on "
-                f"{escape(p.table)} → {escape(p.embedding_column)}")
+        line = (f"  [{style}]{p.action:<9}[/] pipeline [bold]{safe(p.name)}[/] on "
+                f"{safe(p.table)} → {safe(p.embedding_column)}")
         yield Text.from_markup(line + (f"  ({numbers})" if numbers else ""))
         for note in p.notes:
-            yield Text.from_markup(f"    [magenta]![/] {escape(note)}")
+            yield Text.from_markup(f"    [magenta]![/] {safe(note)}")
         for phase in p.phases:
-            yield Text(f"      {phase}", style="dim")
+            yield Text(printable(f"      {phase}"), style="dim")
         for op in d.operations:
             if op.pipeline and p.name in op.pipeline.split(", "):
                 yield from _op_line(op, sql)

@@ -7,7 +7,7 @@ file; reporters render them as text (`file:line:col: error: message`) or JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 Level = Literal["error", "warning"]
@@ -50,9 +50,27 @@ def render_json(diagnostics: list[Diagnostic], files: list[str], pipelines: int)
 
 
 def render_github(diagnostics: list[Diagnostic]) -> str:
-    """GitHub Actions workflow commands, so errors show inline on the pull request."""
+    """GitHub Actions workflow commands, so errors show inline on the pull request.
+
+    Escaped as GitHub's toolkit does: `%`, CR and LF in the message; also `:` and `,` in
+    properties (a file named `a,b:c.yaml` must not end the `file=` property early).
+    """
     return "\n".join(
-        f"::{d.level} file={d.file},line={d.line},col={d.col},title=v10r {d.rule}::"
-        f"{d.message}" + (f" (hint: {d.hint})" if d.hint else "")
+        f"::{d.level} file={_property(d.file)},line={d.line},col={d.col},"
+        f"title={_property(f'v10r {d.rule}')}::"
+        + _data(d.message + (f" (hint: {d.hint})" if d.hint else ""))
         for d in diagnostics
     )
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def as_errors(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Every diagnostic at level error (`--strict`: a warning fails, so it is an error)."""
+    return [replace(d, level="error") for d in diagnostics]

@@ -24,9 +24,9 @@ from v10r.spec import env
 from v10r.spec.diagnostics import Diagnostic
 from v10r.spec.model import IDENTIFIER_PATTERN, PIPELINE_NAME_PATTERN, Pipeline, json_schema
 from v10r.spec.semantic import check_pipelines
-from v10r.spec.yaml_nodes import Document, Path, parse_documents
+from v10r.spec.yaml_nodes import Document, Path, YamlLimitError, parse_documents
 
-MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024  # bounds the parse time too (pure-Python YAML, ~1 s)
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -138,6 +138,9 @@ def _syntax_error(name: str, exc: yaml.YAMLError) -> Diagnostic:
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
+    if isinstance(exc, YamlLimitError):
+        return Diagnostic(name, line, col, "error", f"YAML beyond limits: {problem}", exc.rule,
+                          hint=exc.hint)
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
     return Diagnostic(name, line, col, "error", message, "yaml-syntax")
 
@@ -188,7 +191,7 @@ def _env_warnings(name: str, data: Any, positions: Any, path: Path,
     elif isinstance(data, str):
         for var in env.missing(data, environ):
             yield Diagnostic(name, *positions.of_value(path), "warning",
-                             f"environment variable {var} is not set (used by `{_dotted(path)}`)",
+                             f"environment variable {var} is not set or empty (used by `{_dotted(path)}`)",
                              "env-unset", _dotted(path),
                              hint=f"it must be set wherever v10r connects: export {var}=...",
                              pipeline=pipeline)

@@ -92,6 +92,24 @@ class Database(_Spec):
 FilterOp = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not in", "is null", "is not null"]
 
 
+FILTER_INT_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _check_filter_scalar(item: Any) -> None:
+    match item:
+        case bool() | None:
+            pass
+        case float() if item != item or item in (float("inf"), float("-inf")):
+            raise ValueError(f"{item} is not a number a row can be compared with; use a finite "
+                             "number")
+        case int() if not FILTER_INT_RANGE[0] <= item <= FILTER_INT_RANGE[1]:
+            raise ValueError("the number is outside PostgreSQL's 64-bit integer range; write it "
+                             "as a string to compare it as text")
+        case str() if "\x00" in item:
+            raise ValueError("the value contains a NUL character, which PostgreSQL text "
+                             "cannot hold")
+
+
 class Condition(_Spec):
     """One row-filter condition; conditions are ANDed. Structured, so no SQL text from a
     spec ever reaches the database."""
@@ -103,6 +121,14 @@ class Condition(_Spec):
         description="Literal to compare with: a list for `in`/`not in`, nothing for "
         "`is null`/`is not null`.",
     )
+
+    @field_validator("value")
+    @classmethod
+    def _value_is_sql_safe(cls, value: Any) -> Any:
+        """Refuse what validates here but cannot become a SQL literal later (in `plan`)."""
+        for item in value if isinstance(value, list) else [value]:
+            _check_filter_scalar(item)
+        return value
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> Condition:
@@ -270,7 +296,8 @@ class Embedding(_Spec):
     max_input_chars: int = Field(
         32_000, ge=1, description="Longest text sent to the provider, in characters."
     )
-    timeout_s: float = Field(30.0, gt=0, le=600, description="Per-request timeout.")
+    timeout_s: float = Field(30.0, gt=0, le=600, allow_inf_nan=False,
+                             description="Per-request timeout.")
     max_retries: int = Field(
         5, ge=0, le=20, description="Retries on 429, 5xx, timeouts and connection errors."
     )
@@ -281,7 +308,8 @@ class Embedding(_Spec):
         None, ge=1, description="Client-side token rate limit (tokens estimated)."
     )
     price_per_million_tokens: float | None = Field(
-        None, ge=0, description="USD per million tokens, for the cost estimate in `plan`."
+        None, ge=0, allow_inf_nan=False,
+        description="USD per million tokens, for the cost estimate in `plan`."
     )
 
     @model_validator(mode="after")
@@ -350,7 +378,7 @@ class Queue(_Spec):
         None,
         description="Broker URL; default from `${V10R_REDIS_URL}`, `${V10R_KAFKA_URL}` or "
         "`${V10R_RABBITMQ_URL}`.",
-        examples=["${REDIS_URL}", "kafka://kafka:9092", "amqp://guest:guest@rabbitmq:5672/"],
+        examples=["${REDIS_URL}", "kafka://kafka:9092", "amqp://v10r:${RABBITMQ_PASSWORD}@rabbitmq:5672/"],
     )
     partitions: int = Field(4, ge=1, le=1024, description="Kafka partitions per pipeline topic.")
     dedup_window_ms: int = Field(
