@@ -146,7 +146,7 @@ async def test_every_filter_plan_accepts_keeps_user_writes_working(
 
 @pytest.mark.parametrize(("type_", "rows", "op", "value", "matching"), [
     ("int4", [3, 5, 7, None], ">=", 5, [2, 3]),
-    ("int4", [3, 5, 7, None], "=", 2**70, []),
+    ("int4", [3, 5, 7, None], "=", 2**40, []),
     ("numeric(12,2)", [1.5, 5, 7], "=", 5, [2]),
     ("float8", [0.1, 1.5, 7], "=", 0.1, [1]),
     ("bool", [True, False, None], "!=", True, [2]),

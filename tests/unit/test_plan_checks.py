@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from v10r.errors import PlanError
 from v10r.reconcile.checks import check_pipeline
@@ -55,7 +56,7 @@ def test_a_composite_key_with_one_nullable_column_is_refused() -> None:
     (("text", "text"), ">", 5, False),
     (("character varying(20)", "varchar"), "in", ["a", 1], False),
     (("integer", "int4"), "=", 5, True),
-    (("integer", "int4"), "=", 2**70, True),
+    (("integer", "int4"), "=", 2**40, True),
     (("integer", "int4"), "<", "5", False),
     (("integer", "int4"), "=", True, False),
     (("integer", "int4"), "=", 10**2000, False),
@@ -78,7 +79,11 @@ def test_filter_values_must_fit_the_column(column: tuple[str, str], op: str, val
                                            accepted: bool) -> None:
     live = state({**ID, "c": (*column, True)})
     condition = {"column": "c", "op": op} | ({} if value is None else {"value": value})
-    p = pipeline(filter=[condition])
+    try:
+        p = pipeline(filter=[condition])
+    except ValidationError:  # refused before plan, by the spec itself (`v10r validate`)
+        assert not accepted
+        return
     if accepted:
         check_pipeline(p, live)
         return
@@ -89,8 +94,6 @@ def test_filter_values_must_fit_the_column(column: tuple[str, str], op: str, val
     assert column[0] in text and "hint:" in text and len(text) < 600
 
 
-def test_the_error_for_a_huge_number_is_short_and_does_not_crash() -> None:
-    live = state({**ID, "c": ("text", "text", True)})
-    with pytest.raises(PlanError, match="more than 1000 digits") as err:
-        check_pipeline(pipeline(filter=[{"column": "c", "value": 10**5000}]), live)
-    assert "<a number of about 5001 digits>" in str(err.value)
+def test_a_huge_number_is_refused_by_the_spec_before_plan() -> None:
+    with pytest.raises(ValidationError, match="64-bit integer range"):
+        pipeline(filter=[{"column": "c", "value": 10**5000}])

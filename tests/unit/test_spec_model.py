@@ -109,4 +109,4 @@ def test_every_filter_the_spec_accepts_compiles(op: str, value: object) -> None:
         assert all(e["loc"][:3] == ("source", "filter", 0) for e in exc.errors()), exc
         return
     sql = filter_sql(pipeline.source.filter, "NEW")
-    assert sql.startswith('(NEW."c"') and "nan" not in sql.lower() and "inf" not in sql.lower()
+    assert 'NEW."c"' in sql and "nan" not in sql.lower() and "inf" not in sql.lower()
