@@ -31,6 +31,7 @@ log = logging.getLogger("v10r.providers")
 DEFAULT_REQUEST_CHARS = 400_000  # ≈100k tokens, under OpenAI's 300k tokens per request
 DEFAULT_BACKOFF = Backoff()
 OFF_LOOP_BYTES = 512_000
+CONNECT_TIMEOUT_S = 5.0  # a server that does not accept a connection by then is down
 
 
 class OpenAICompatibleProvider:
@@ -67,7 +68,7 @@ class OpenAICompatibleProvider:
         self._secrets = tuple(v for v in (api_key, *(headers or {}).values()) if v)
         self._client = httpx.AsyncClient(
             headers=_headers(api_key, headers),
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
 
