@@ -179,7 +179,7 @@ async def test_a_worker_joining_mid_stream_shares_the_work_without_losing_any(
     for key in range(0, ROWS, 50):
         assert_embedded(*await setup.vector_of(key))
     progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
-    assert progress.processed >= ROWS and progress.failed == 0
+    assert progress.processed >= ROWS and progress.dead_lettered == 0
 
 
 async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setup) -> None:
