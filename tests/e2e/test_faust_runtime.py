@@ -4,9 +4,10 @@ and unreadable messages dead-lettered, with a real `faust -A v10r worker` proces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.fixtures.queues import kafka_broker  # noqa: F401
-from tests.integration.faust.helpers import FaustWorker, kafka_spec, wait_for, write_spec
+from tests.integration.faust.helpers import (
+    FaustWorker,
+    kafka_spec,
+    wait_for,
+    worker_env,
+    write_spec,
+)
 from tests.integration.work.conftest import TcpProxy
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.embedded.kafka import EmbeddedKafka
@@ -65,24 +72,23 @@ class Run:
 
 
 @pytest.fixture
-def server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as running:
-        yield running
+async def run(pg_dsn: str, kafka_broker: EmbeddedKafka, tmp_path: Path,  # noqa: F811
+              ) -> AsyncIterator[Run]:
+    with OpenAIServer() as server:
+        async with _run(pg_dsn, kafka_broker, server, tmp_path) as made:
+            yield made
 
 
-@pytest.fixture
-async def run(pg_dsn: str, kafka_broker: EmbeddedKafka, server: OpenAIServer,  # noqa: F811
-              tmp_path: Path) -> AsyncIterator[Run]:
+@contextlib.asynccontextmanager
+async def _run(pg_dsn: str, kafka_broker: EmbeddedKafka, server: OpenAIServer,
+               tmp_path: Path) -> AsyncIterator[Run]:
     name = f"r_{uuid.uuid4().hex[:10]}"
     db = await asyncpg.connect(pg_dsn)
     await db.execute(f"CREATE TABLE public.{name} (id bigint PRIMARY KEY, body text)")
     proxy = await TcpProxy("127.0.0.1", server.port).start()
     queue = KafkaQueue(kafka_broker.bootstrap, pipelines=[name], partitions=4)
     await queue.start()
-    env = {"V10R_PIPELINES": str(tmp_path / "specs"), "DATABASE_URL": pg_dsn,
-           "V10R_KAFKA_URL": kafka_broker.url, "V10R_FAUST_APP_ID": f"v10r-{name}",
-           "V10R_FAUST_SESSION_TIMEOUT_S": "6", "V10R_FAUST_HEARTBEAT_S": "1",
-           "V10R_FAUST_RETRY_INITIAL_S": "0.2", "V10R_FAUST_CLOCK_SKEW_S": "0.5"}
+    env = worker_env(tmp_path / "specs", pg_dsn, kafka_broker.url, f"v10r-{name}")
     try:
         yield Run(name, db, queue, server, proxy, pg_dsn, tmp_path / "specs", env)
     finally:

@@ -18,7 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.fixtures.queues import kafka_broker  # noqa: F401
-from tests.integration.faust.helpers import FaustWorker, kafka_spec, wait_for, write_spec
+from tests.integration.faust.helpers import (
+    FaustWorker,
+    kafka_spec,
+    wait_for,
+    worker_env,
+    write_spec,
+)
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.compile.names import pipeline_names
 from v10r.embedded.kafka import EmbeddedKafka
@@ -88,10 +94,7 @@ async def setup(pg_dsn: str, kafka_broker: EmbeddedKafka, openai_server: OpenAIS
     queue = KafkaQueue(kafka_broker.bootstrap, pipelines=[name], partitions=4)
     await queue.start()
     app_id = f"v10r-{name}"
-    env = {"V10R_PIPELINES": str(tmp_path / "specs"), "DATABASE_URL": pg_dsn,
-           "V10R_KAFKA_URL": kafka_broker.url, "V10R_FAUST_APP_ID": app_id,
-           "V10R_FAUST_SESSION_TIMEOUT_S": "6", "V10R_FAUST_HEARTBEAT_S": "1",
-           "V10R_FAUST_RETRY_INITIAL_S": "0.2", "V10R_FAUST_CLOCK_SKEW_S": "0.5"}
+    env = worker_env(tmp_path / "specs", pg_dsn, kafka_broker.url, app_id)
     try:
         yield Setup(pipeline, f"public.{name}", queue, db, openai_server, tmp_path / "run", env,
                     kafka_broker.bootstrap, app_id)

@@ -11,6 +11,7 @@ closed: that task alone is retried and dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -183,8 +184,11 @@ class Breakers:
     by_key: dict[str, Breaker] = field(default_factory=dict)
     backoff: Backoff = OUTAGE_BACKOFF
 
-    def get(self, what: str, name: str) -> Breaker:
+    def get(self, what: str, name: str, identity: str = "") -> Breaker:
+        """The breaker of one service; `identity` tells apart services of one name."""
         key = f"{what}:{name}"
+        if identity:  # hashed: an identity may hold a password, a key never does
+            key += "#" + hashlib.sha256(identity.encode()).hexdigest()[:8]
         if key not in self.by_key:
             self.by_key[key] = Breaker(what, name, self.backoff)
         return self.by_key[key]

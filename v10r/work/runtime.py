@@ -56,7 +56,7 @@ class PipelineRuntime:
         breakers = breakers if breakers is not None else Breakers()
         guarded = GuardedProvider(provider, breakers.get("provider", _provider_name(provider)))
         return cls(BatchProcessor(pipeline, names, read_pool, write_pool, guarded), guarded,
-                   breakers.get("database", pipeline.database.name),
+                   breakers.get("database", pipeline.database.name, _identity(pipeline)),
                    breakers.get("pipeline", pipeline.name), counters or Counters())
 
     @property
@@ -188,6 +188,12 @@ class Runtime:
             self._stack.push_async_callback(_close_pool, pool)
             self._pools[key] = pool
         return self._pools[key]
+
+
+def _identity(pipeline: Pipeline) -> str:
+    """Databases are told apart by where they are, not by their logical name alone."""
+    database = pipeline.database
+    return f"{database.dsn}|{database.read_dsn or ''}"
 
 
 def _provider_name(provider: Provider) -> str:

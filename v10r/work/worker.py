@@ -89,7 +89,8 @@ class PipelineWorker:
             return
         if not readable:
             return
-        outcome = await self.runtime.run([d.task for d in readable], stop)  # type: ignore[misc]
+        tasks = [d.task for d in readable if d.task is not None]
+        outcome = await self.runtime.run(tasks, stop)
         if outcome is None:
             return  # stopped during an outage: left unacked, the broker redelivers
         plan = plan_settlement(outcome, [d.attempts for d in readable],
@@ -101,8 +102,7 @@ class PipelineWorker:
             return
         self.stats.add(count(outcome, plan))
         for reason, indices in plan.dead.items():
-            log_dead_letters(self.pipeline, [readable[i].task.id for i in indices],  # type: ignore[union-attr]
-                             reason)
+            log_dead_letters(self.pipeline, [tasks[i].id for i in indices], reason)
         if plan.retry:
             self._retry_streak += 1  # give a failing service a moment before the next try
             await _wait(stop, self.backoff.delay(self._retry_streak - 1))

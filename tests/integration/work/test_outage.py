@@ -19,11 +19,18 @@ import asyncpg
 import numpy as np
 import pytest
 
-from tests.fixtures.queues import QueueFactory, kafka_broker, queue_factory, rabbitmq_url, redis_url  # noqa: F401
+from tests.fixtures.queues import (  # noqa: F401 - fixtures
+    QueueFactory,
+    kafka_broker,
+    queue_factory,
+    rabbitmq_url,
+    redis_url,
+)
 from tests.integration.work.conftest import TcpProxy, create_table, make_pipeline, task_for
 from tests.services.openai_server import OpenAIServer
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.retry import Backoff
+from v10r.queues.base import Queue
 from v10r.spec.model import Pipeline
 from v10r.work.breaker import Breakers
 from v10r.work.runner import run_workers
@@ -110,7 +117,7 @@ async def ride_out(db: asyncpg.Connection, queue_factory: QueueFactory, proxy: T
     assert not any(b["paused"] for b in breakers.snapshot().values())
 
 
-async def publish(db: asyncpg.Connection, queue, pipeline: Pipeline, statement: str,  # type: ignore[no-untyped-def]
+async def publish(db: asyncpg.Connection, queue: Queue, pipeline: Pipeline, statement: str,
                   keys: range) -> None:
     await db.execute(statement)
     await queue.publish(pipeline.name, [task_for(pipeline, k) for k in keys])

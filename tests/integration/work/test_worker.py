@@ -389,3 +389,23 @@ async def test_foreign_messages_are_dead_lettered_and_valid_ones_written(db, poo
         assert pending["pending"] == 0
     logged = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
     assert logged and all(pipeline.name in line for line in logged)
+
+
+async def test_a_hung_request_holds_back_only_its_own_rows(db, pool, queue, http_server):
+    pipeline = http_pipeline(queue, http_server)
+    pipeline = pipeline.model_copy(update={"embedding": pipeline.embedding.model_copy(
+        update={"timeout_s": 30})})
+    names = await create_table(db, pipeline)
+    await seed(db, pipeline, queue, 30)
+    http_server.script(Reply.hang(20))  # the first request hangs, the others answer
+    provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
+    worker = PipelineWorker(runtime(pipeline, names, pool, provider), queue, batch_size=5,
+                            timeout=0.2, in_flight=2)
+    try:
+        async with Running(worker):
+            await eventually(lambda: _embedded(db, 25), timeout=15)  # while one still hangs
+            assert len(http_server.requests) >= 6 and await embedded_count(db) == 25
+            await eventually(lambda: _embedded(db, 30), timeout=30)
+    finally:
+        await provider.aclose()
+    assert worker.stats.dead_lettered == worker.stats.retried == 0
