@@ -36,17 +36,22 @@ queue_choice = queue_option("Queue to use instead of each pipeline's `queue.kind
               help="Concurrent consumer loops per pipeline.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=256, show_default=True,
               help="Tasks taken from the queue and written per batch.")
+@click.option("--in-flight", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Batches each loop processes at once, so one slow provider request "
+              "holds back only its own rows.")
 @click.option("--reclaim-after", type=click.FloatRange(0.05, 86_400), default=None,
               help="Redis: a worker silent this many seconds is presumed dead and its pending "
               "tasks are taken over (default 3; a live worker's tasks are never taken).")
 @metrics_option
 def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_size: int,
-           reclaim_after: float | None, metrics_port: int | None) -> None:
+           in_flight: int, reclaim_after: float | None, metrics_port: int | None) -> None:
     """Embed changed rows from the queue and write their vectors, until SIGINT/SIGTERM.
 
     \b
     A task is acknowledged only after its vector is written; on SIGINT/SIGTERM the
-    batch in hand is finished first. Kafka pipelines usually run under
+    batch in hand is finished first. While the provider or the database is down,
+    consumption pauses ("paused: ... unreachable since ...") and resumes when it
+    answers; nothing is dead-lettered meanwhile. Kafka pipelines usually run under
     `faust -A v10r worker` instead. Exit codes: 0 stopped cleanly; 1 a database,
     queue or provider could not be reached, or a spec is invalid; 2 usage error.
     """
@@ -55,8 +60,8 @@ def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_s
         click.echo("warning: a memory queue only carries tasks within one process; use "
                    "`v10r listen --workers-in-process N` or a redis/rabbitmq/kafka queue",
                    err=True)
-    stats = asyncio.run(_serve(pipelines, queue_kind, workers, batch_size, reclaim_after,
-                               metrics_port))
+    stats = asyncio.run(_serve(pipelines, queue_kind, (workers, batch_size, in_flight),
+                               reclaim_after, metrics_port))
     for name, counters in stats.items():
         snap = counters.snapshot()
         click.echo(f"{name}: {snap['processed']} processed ({snap['written']} written, "
@@ -64,8 +69,10 @@ def worker(paths: tuple[str, ...], queue_kind: str | None, workers: int, batch_s
                    f"{snap['dead_lettered']} dead-lettered", err=True)
 
 
-async def _serve(pipelines: list[Pipeline], queue_kind: str | None, workers: int,
-                 batch_size: int, reclaim_after: float | None, metrics_port: int | None) -> dict:
+async def _serve(pipelines: list[Pipeline], queue_kind: str | None,
+                 shape: tuple[int, int, int], reclaim_after: float | None,
+                 metrics_port: int | None) -> dict:
+    """Run the loops; `shape` is (loops per pipeline, batch size, batches in flight)."""
     from v10r.ops.metrics import serving
     from v10r.work.breaker import Breakers
     from v10r.work.runner import run_workers
@@ -75,6 +82,7 @@ async def _serve(pipelines: list[Pipeline], queue_kind: str | None, workers: int
     stop_on_signals(stop, "stopping: finishing the batches in hand...")
     stats: dict = {}
     breakers = Breakers()
+    workers, batch_size, in_flight = shape
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(serving(
             metrics_port, lambda: counter_samples(stats) + breakers.samples()))
@@ -84,7 +92,7 @@ async def _serve(pipelines: list[Pipeline], queue_kind: str | None, workers: int
             if reclaim_after is not None:
                 _set_reclaim(queue, reclaim_after)
             runs.append(run_workers(group, queue, workers, stop, batch_size=batch_size,
-                                    stats=stats, breakers=breakers))
+                                    stats=stats, breakers=breakers, in_flight=in_flight))
         click.echo(f"v10r worker: {len(pipelines)} pipeline(s), {workers} loop(s) each; "
                    "Ctrl-C to stop", err=True)
         await _gather_or_stop(runs, stop)
