@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 GROUP = "v10r-workers"
 RECLAIM_EVERY = 1.0  # seconds between looks for dead consumers while a consume waits
 DEAD_AFTER = 3.0  # a consumer whose liveness key is this old is presumed dead
+SOCKET_TIMEOUT = 15.0
 
 
 def task_stream(pipeline: str) -> str:
@@ -73,7 +74,9 @@ class RedisQueue:
         return self._redis
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5)
+        # A read never waits forever on a stalled server (a blocking read waits ≤ 1 s).
+        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5,
+                                        socket_timeout=SOCKET_TIMEOUT)
         await within("redis", self.url, self._redis.ping())
         for pipeline in self.pipelines:
             await self._ensure_group(pipeline)

@@ -397,15 +397,45 @@ async def test_a_hung_request_holds_back_only_its_own_rows(db, pool, queue, http
         update={"timeout_s": 30})})
     names = await create_table(db, pipeline)
     await seed(db, pipeline, queue, 30)
-    http_server.script(Reply.hang(20))  # the first request hangs, the others answer
+    http_server.script(Reply.hang(25))  # the first request hangs, the others answer
     provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
     worker = PipelineWorker(runtime(pipeline, names, pool, provider), queue, batch_size=5,
                             timeout=0.2, in_flight=2)
     try:
         async with Running(worker):
-            await eventually(lambda: _embedded(db, 25), timeout=15)  # while one still hangs
+            await eventually(lambda: _embedded(db, 25), timeout=22)  # while one still hangs
             assert len(http_server.requests) >= 6 and await embedded_count(db) == 25
-            await eventually(lambda: _embedded(db, 30), timeout=30)
+            await eventually(lambda: _embedded(db, 30), timeout=40)
     finally:
         await provider.aclose()
     assert worker.stats.dead_lettered == worker.stats.retried == 0
+
+
+async def test_a_write_to_a_column_that_was_renamed_re_resolves_the_names(pg_dsn, db, queue):
+    """A worker holding the spec's names (or names from before a cut-over) finds the
+    columns `v10r apply` really used instead of retrying forever."""
+    from v10r.compile.names import pipeline_names
+    from v10r.reconcile import apply_pipelines
+
+    await db.execute("CREATE TABLE docs (id bigint PRIMARY KEY, body text, "
+                     "body_embedding text)")  # the user's column: apply renames ours
+    pipeline = make_pipeline(name=queue.pipeline_name, queue={"kind": queue.kind},
+                             database={"dsn": pg_dsn}, target={"on_collision": "rename"})
+    await apply_pipelines([pipeline])
+    await seed(db, pipeline, queue, 5)
+    stats: dict[str, Counters] = {}
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_workers(
+        [pipeline], queue, 1, stop, providers={pipeline.name: FakeProvider()},
+        names={pipeline.name: pipeline_names(pipeline)}, stats=stats))
+    try:
+        await eventually(lambda: _renamed_embedded(db, 5))
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    assert await db.fetchval("SELECT count(body_embedding) FROM docs") == 0  # untouched
+    assert stats[pipeline.name].dead_lettered == stats[pipeline.name].retried == 0
+
+
+async def _renamed_embedded(db: asyncpg.Connection, count: int) -> bool:
+    return await db.fetchval("SELECT count(body_embedding_v10r) FROM docs") >= count
