@@ -77,9 +77,14 @@ class PipelineRuntime:
 
         A bug fails the whole batch, retryable, so nothing is ever silently dropped.
         """
+        conflicts = 0
         while True:
             try:
                 outcome = await self.processor.process(tasks)
+            except asyncpg.TransactionRollbackError:  # a deadlock or serialization conflict
+                conflicts += 1  # with another writer of the same rows: try again shortly
+                await asyncio.sleep(self.database.backoff.delay(conflicts))
+                continue
             except ServicePaused as exc:
                 breaker, probe = exc.breaker, self.provider.probe
             except SuspectBatch as exc:
