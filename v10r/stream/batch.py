@@ -67,8 +67,12 @@ class BatchHandler:
     ledger: FetchLedger
     outbox: Outbox
     settings: FaustSettings
-    progress: Counters = field(default_factory=Counters)  # this run's totals
     _never: asyncio.Event = field(default_factory=asyncio.Event)  # Faust stops by cancelling
+
+    @property
+    def progress(self) -> Counters:
+        """This run's totals (outages held included), as the progress table keeps them."""
+        return self.runtime.counters
 
     @property
     def pipeline(self) -> str:
@@ -96,7 +100,7 @@ class BatchHandler:
                                                              self.outbox.dead_letter)
         while pending:
             pending = await self._attempt(pending, counts)
-        self.progress.add(counts)
+        self.runtime.counters.add(counts)
         return counts
 
     def _seen_since(self, message: Incoming) -> bool:
