@@ -24,9 +24,10 @@ from v10r.queues.factory import kafka_bootstrap
 from v10r.queues.kafka import dlq_topic, task_topic
 from v10r.spec.load import load_pipelines
 from v10r.spec.model import Pipeline
-from v10r.stream.progress import PROGRESS_TABLE, Progress, progress_key, total
+from v10r.stream.progress import PROGRESS_TABLE, progress_key, total
 from v10r.stream.runtime import Resources, TableLedger, TopicOutbox, incoming
 from v10r.stream.settings import FaustSettings
+from v10r.work.settle import Counters
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ progress_table = app.Table(PROGRESS_TABLE, default=dict, partitions=partitions,
 resources = Resources(settings)
 
 
-def progress_counts(pipeline: str) -> Progress:
+def progress_counts(pipeline: str) -> Counters:
     """This worker's view of a pipeline's totals (the partitions it holds, all runs)."""
     return total(progress_table.items(), pipeline)
 
@@ -88,7 +89,7 @@ def _declare(pipeline: Pipeline) -> None:
 async def _settle(pipeline: Pipeline, messages: list[Any], ledger: TableLedger,
                   outbox: TopicOutbox) -> None:
     """Handle a batch; when the worker stops meanwhile, finish it or hand it back."""
-    async def handle() -> Progress:
+    async def handle() -> Counters:
         handler = await resources.handler(pipeline, ledger, outbox)
         await handler.handle(messages)
         return handler.progress

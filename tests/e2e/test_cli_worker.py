@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -125,31 +126,60 @@ def embedded(setup: Setup, count: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_a_killed_worker_mid_batch_loses_nothing(setup: Setup):
+async def test_a_killed_worker_mid_batch_is_taken_over_within_seconds(setup: Setup):
     await seed(setup, 50)
     setup.server.script(Reply.hang(60))  # the first worker's batch never comes back
-    first = await start_cli(setup, "worker", str(setup.spec), "--reclaim-after", "0.3")
-
-    async def requested() -> bool:
-        return len(setup.server.requests) >= 1
-    await eventually(requested)
-    first.kill()
-    await first.wait()
-    assert await setup.db.fetchval("SELECT count(*) FROM docs "
-                                   "WHERE body_embedding IS NOT NULL") == 0
-
-    second = await start_cli(setup, "worker", str(setup.spec), "--reclaim-after", "0.3")
+    first = await start_cli(setup, "worker", str(setup.spec))
+    second = None
     try:
-        await eventually(embedded(setup, 50))
+        await eventually(requested(setup, 1))
+        second = await start_cli(setup, "worker", str(setup.spec))  # live, finds no work
+        await asyncio.sleep(1.0)
+        assert await count_embedded(setup) == 0
+        first.kill()  # SIGKILL mid-batch: no ack, no goodbye
+        await first.wait()
+        killed = time.monotonic()
+        await eventually(embedded(setup, 50), timeout=10)  # liveness key expires after 3 s
+        print(f"\ntaken over and written {time.monotonic() - killed:.1f}s after the kill")
     finally:
-        code, err = await stop_cli(second)
+        if first.returncode is None:
+            first.kill()
+        code, err = await stop_cli(second) if second else (0, "")
     assert code == 0, err
     assert "50 processed" in err and "Traceback" not in err
 
 
-async def test_dead_letters_are_listed_and_replayed_once_the_provider_recovers(setup: Setup):
+async def test_a_live_slow_workers_batch_is_never_taken_over(setup: Setup):
+    await seed(setup, 20)
+    setup.server.script(Reply.hang(6))  # slower than the 3 s liveness window
+    first = await start_cli(setup, "worker", str(setup.spec))
+    await eventually(requested(setup, 1))
+    second = await start_cli(setup, "worker", str(setup.spec))
+    try:
+        await eventually(embedded(setup, 20), timeout=30)
+        await asyncio.sleep(2.0)  # a takeover would show as a second request for the rows
+    finally:
+        code1, err1 = await stop_cli(first)
+        code2, err2 = await stop_cli(second)
+    assert (code1, code2) == (0, 0), err1 + err2
+    embedded_texts = [t for r in setup.server.requests for t in r.texts]
+    assert sorted(embedded_texts) == sorted(f"row {i}" for i in range(1, 21))
+    assert "20 processed" in err1 and "0 processed" in err2
+
+
+def requested(setup: Setup, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(setup.server.requests) >= count
+    return check
+
+
+async def count_embedded(setup: Setup) -> int:
+    return await setup.db.fetchval("SELECT count(*) FROM docs WHERE body_embedding IS NOT NULL")
+
+
+async def test_dead_letters_are_listed_and_replayed_once_the_input_is_accepted(setup: Setup):
     await seed(setup, 2)
-    setup.server.always = Reply.error(500, "model is down")
+    setup.server.always = Reply.error(400, "input rejected by the model")
     worker = await start_cli(setup, "worker", str(setup.spec))
     try:
         async def dead() -> bool:
@@ -160,10 +190,10 @@ async def test_dead_letters_are_listed_and_replayed_once_the_provider_recovers(s
         assert code == 0, err
         letters = json.loads(out)
         assert sorted(d["row"] for d in letters) == [1, 2]
-        assert all(d["attempts"] == 2 and "HTTP 500" in d["error"] for d in letters)
+        assert all(d["attempts"] == 1 and "HTTP 400" in d["error"] for d in letters)
 
         code, out, _ = await run_cli(setup, "dlq", "list", str(setup.spec))
-        assert code == 0 and "HTTP 500" in out and letters[0]["id"] in out
+        assert code == 0 and "HTTP 400" in out and letters[0]["id"] in out
 
         setup.server.always = None
         code, out, _ = await run_cli(setup, "dlq", "replay", str(setup.spec),
@@ -175,8 +205,43 @@ async def test_dead_letters_are_listed_and_replayed_once_the_provider_recovers(s
     finally:
         code, err = await stop_cli(worker)
     assert code == 0, err
+    [line] = [x for x in err.splitlines() if "dead-lettered 2 task(s)" in x]
+    assert setup.name in line and "[rows 1, 2]" in line and "HTTP 400" in line
     code, out, _ = await run_cli(setup, "dlq", "list", str(setup.spec))
     assert code == 0 and "no dead-lettered tasks" in out
+
+
+@pytest.mark.parametrize("reply", [Reply.unauthorized(), Reply.error(403, "forbidden")],
+                         ids=["401", "403"])
+async def test_rejected_credentials_pause_loudly_and_dead_letter_nothing(setup: Setup, reply):
+    await seed(setup, 5)
+    setup.server.always = reply
+    worker = await start_cli(setup, "worker", str(setup.spec))
+    try:
+        await eventually(requested(setup, 3))  # the batch, then probes
+        assert await setup.queue.dead_letters(setup.name) == []
+        assert await count_embedded(setup) == 0 and worker.returncode is None
+        setup.server.always = None  # the provider accepts the key again
+        await eventually(embedded(setup, 5))
+    finally:
+        code, err = await stop_cli(worker)
+    assert code == 0, err
+    paused = [line for line in err.splitlines() if "paused:" in line]
+    assert len(paused) == 1 and "rejected the credentials" in paused[0]
+    assert "api_key" in paused[0] and "Traceback" not in err
+    assert await setup.queue.dead_letters(setup.name) == []
+
+
+async def test_dlq_of_a_memory_queue_says_where_its_dead_letters_are(setup: Setup,
+                                                                     tmp_path: Path):
+    spec = tmp_path / "memory.yaml"
+    spec.write_text(setup.spec.read_text().replace("kind: redis", "kind: memory"))
+    for command in ("list", "replay"):
+        code, out, err = await run_cli(setup, "dlq", command, str(spec))
+        assert code == 1 and "no dead-lettered tasks" not in out
+        assert "memory queue" in err and "catch-up scan" in err and "redis" in err
+    code, out, err = await run_cli(setup, "dlq", "list", str(setup.spec), "--queue", "memory")
+    assert code == 1 and "memory queue" in err
 
 
 async def test_an_unreachable_queue_is_a_clear_error(setup: Setup):

@@ -18,7 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.fixtures.queues import kafka_broker  # noqa: F401
-from tests.integration.faust.helpers import FaustWorker, kafka_spec, wait_for, write_spec
+from tests.integration.faust.helpers import (
+    FaustWorker,
+    kafka_spec,
+    wait_for,
+    worker_env,
+    write_spec,
+)
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.compile.names import pipeline_names
 from v10r.embedded.kafka import EmbeddedKafka
@@ -88,10 +94,7 @@ async def setup(pg_dsn: str, kafka_broker: EmbeddedKafka, openai_server: OpenAIS
     queue = KafkaQueue(kafka_broker.bootstrap, pipelines=[name], partitions=4)
     await queue.start()
     app_id = f"v10r-{name}"
-    env = {"V10R_PIPELINES": str(tmp_path / "specs"), "DATABASE_URL": pg_dsn,
-           "V10R_KAFKA_URL": kafka_broker.url, "V10R_FAUST_APP_ID": app_id,
-           "V10R_FAUST_SESSION_TIMEOUT_S": "6", "V10R_FAUST_HEARTBEAT_S": "1",
-           "V10R_FAUST_RETRY_INITIAL_S": "0.2", "V10R_FAUST_CLOCK_SKEW_S": "0.5"}
+    env = worker_env(tmp_path / "specs", pg_dsn, kafka_broker.url, app_id)
     try:
         yield Setup(pipeline, f"public.{name}", queue, db, openai_server, tmp_path / "run", env,
                     kafka_broker.bootstrap, app_id)
@@ -179,12 +182,12 @@ async def test_a_worker_joining_mid_stream_shares_the_work_without_losing_any(
     for key in range(0, ROWS, 50):
         assert_embedded(*await setup.vector_of(key))
     progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
-    assert progress.processed >= ROWS and progress.failed == 0
+    assert progress.processed >= ROWS and progress.dead_lettered == 0
 
 
-async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setup) -> None:
+async def test_an_input_the_provider_refuses_is_dead_lettered_and_replayed(setup: Setup) -> None:
     await insert(setup, range(3))
-    setup.server.always = Reply.error(500, "the model is on fire")
+    setup.server.always = Reply.error(400, "the model refuses this input")
     worker = setup.worker()
     try:
         await setup.publish([1])
@@ -196,8 +199,8 @@ async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setu
 
         await wait_for(dead_lettered, WAIT_S, "a dead letter", worker)
         assert letters[0].task == setup.task(1)
-        assert "on fire" in letters[0].error and letters[0].attempts == 2
-        assert len(setup.server.requests) >= 2  # tried again before giving up
+        assert "refuses this input" in letters[0].error and letters[0].attempts == 1
+        assert "dead-lettered 1 task(s) [rows 1]" in worker.log()
 
         setup.server.always = None  # the provider recovers: a replay embeds the row
         assert await setup.queue.replay(setup.pipeline.name) == 1
@@ -206,7 +209,7 @@ async def test_a_persistently_failing_provider_dead_letters_the_task(setup: Setu
         worker.stop()
     assert_embedded(*await setup.vector_of(1))
     progress = await read_progress(setup.bootstrap, setup.pipeline.name, setup.app_id)
-    assert progress.failed == 1 and progress.written == 1
+    assert progress.dead_lettered == 1 and progress.written == 1
 
 
 async def _settled(setup: Setup, quiet_s: float = 3.0) -> None:

@@ -96,7 +96,8 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
     from v10r.listen.applied import resolve_all
     from v10r.listen.listener import Listener, ListenerSettings, listener_samples
     from v10r.ops.metrics import serving
-    from v10r.work.worker import worker_samples
+    from v10r.work.breaker import Breakers
+    from v10r.work.settle import counter_samples
 
     listen_stop, work_stop = asyncio.Event(), asyncio.Event()
     stop_on_signals(listen_stop, "stopping: publishing what is buffered...")
@@ -104,7 +105,9 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
     settings = ListenerSettings(catchup=catchup, catchup_interval_s=catchup_interval)
     listeners: list[Listener] = []
     stats: dict = {}
-    metrics = serving(metrics_port, lambda: listener_samples(listeners) + worker_samples(stats))
+    breakers = Breakers()
+    metrics = serving(metrics_port, lambda: listener_samples(listeners) + counter_samples(stats)
+                      + breakers.samples())
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(metrics)
         worker_runs = []
@@ -112,7 +115,7 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
             queue = await open_queue(stack, [t.pipeline for t in group], queue_kind)
             listeners += [Listener(db_group, queue, settings) for db_group in _by_database(group)]
             if workers:
-                worker_runs.append(_workers(group, queue, workers, work_stop, stats))
+                worker_runs.append(_workers(group, queue, workers, work_stop, stats, breakers))
         workers_task = asyncio.gather(*worker_runs)
         if worker_runs:  # workers that fail to start stop the listener too
             workers_task.add_done_callback(lambda _t: listen_stop.set())
@@ -129,11 +132,12 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
 
 
 async def _workers(targets: list[Target], queue: Queue, concurrency: int,
-                   stop: asyncio.Event, stats: dict) -> None:
+                   stop: asyncio.Event, stats: dict, breakers: object) -> None:
     from v10r.work.runner import run_workers
 
     await run_workers([t.pipeline for t in targets], queue, concurrency, stop,
-                      names={t.name: t.names for t in targets}, stats=stats)
+                      names={t.name: t.names for t in targets}, stats=stats,
+                      breakers=breakers)  # type: ignore[arg-type]
 
 
 async def _announce(listeners: Sequence, targets: list[Target], workers: int) -> None:

@@ -34,7 +34,7 @@ async def in_process(pipeline: Pipeline, names: PipelineNames, provider: Provide
     from v10r.queues.memory import MemoryQueue
     from v10r.work.runner import run_workers
 
-    queue = MemoryQueue(max_attempts=pipeline.queue.max_attempts)
+    queue = MemoryQueue()
     await queue.start()
     stop = asyncio.Event()
     working = asyncio.create_task(run_workers(
@@ -61,8 +61,7 @@ async def kafka(pipeline: Pipeline, dsn: str, data_dir: Path, out: Console
     os.environ.update(broker.client_env)  # for this process's KafkaQueue and the worker
     try:
         queue = KafkaQueue(broker.bootstrap, pipelines=[pipeline.name],
-                           partitions=pipeline.queue.partitions,
-                           max_attempts=pipeline.queue.max_attempts)
+                           partitions=pipeline.queue.partitions)
         await queue.start()
         try:
             worker, seconds = await asyncio.to_thread(_start_faust, broker.url, dsn, data_dir)

@@ -34,6 +34,7 @@ DEFAULT_REQUEST_CHARS = 400_000  # ≈100k tokens, under OpenAI's 300k tokens pe
 DEFAULT_BACKOFF = Backoff()
 OFF_LOOP_BYTES = 512_000
 ERROR_BODY_BYTES = 65_536  # of an error response, only the message is wanted
+CONNECT_TIMEOUT_S = 5.0  # a server that does not accept a connection by then is down
 
 
 class OpenAICompatibleProvider:
@@ -70,7 +71,7 @@ class OpenAICompatibleProvider:
         self._secrets = tuple(v for v in (api_key, *(headers or {}).values()) if v)
         self._client = httpx.AsyncClient(
             headers=_headers(api_key, headers),
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
 

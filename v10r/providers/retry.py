@@ -1,7 +1,9 @@
-"""When to try a provider again: exponential backoff with full jitter, and `Retry-After`.
+"""When to try again: the one backoff policy of v10r, and `Retry-After`.
 
-Full jitter (a uniform delay in [0, base·2^attempt]) spreads the retries of many
-workers hit by the same outage, instead of having them return in lockstep.
+Every wait after a failure (a provider request, a worker's held batch, a Faust retry,
+a breaker's probe) is `Backoff.delay`: exponential under a cap, with jitter so that
+many workers hit by the same outage do not come back in lockstep, and a server's
+`Retry-After` honoured up to a cap.
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ class Backoff:
     base_s: float = 0.5
     cap_s: float = 30.0
     retry_after_cap_s: float = 120.0  # a server asking for longer is not waited on blindly
+    jitter: float = 1.0  # share of the delay drawn at random: 1 = full jitter, 0 = none
 
     def delay(self, attempt: int, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number `attempt` (0-based)."""
-        ceiling = min(self.cap_s, self.base_s * 2**attempt)
-        jittered = (rng or random).uniform(0, ceiling)
-        if retry_after is None:
-            return jittered
-        return min(max(retry_after, 0.0), self.retry_after_cap_s)
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap_s)
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(max(attempt, 0), 32))
+        return ceiling * (1.0 - self.jitter * (rng or random).random())
+
+
+PROVIDER_BACKOFF = Backoff()  # between a provider's own retries of one request
+OUTAGE_BACKOFF = Backoff(base_s=0.2, cap_s=5.0, jitter=0.5)  # held batches and probes
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

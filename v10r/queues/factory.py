@@ -42,22 +42,19 @@ def create_queue(queue_spec: model.Queue, *, pipelines: Sequence[str]) -> Queue:
         case "memory":
             from v10r.queues.memory import MemoryQueue
 
-            return MemoryQueue(max_attempts=queue_spec.max_attempts)
+            return MemoryQueue()
         case "redis":
             from v10r.queues.redis import RedisQueue
 
-            return RedisQueue(queue_url(queue_spec), pipelines=pipelines,
-                              max_attempts=queue_spec.max_attempts)
+            return RedisQueue(queue_url(queue_spec), pipelines=pipelines)
         case "rabbitmq":
             from v10r.queues.rabbitmq import RabbitMQQueue
 
-            return RabbitMQQueue(queue_url(queue_spec), pipelines=pipelines,
-                                 max_attempts=queue_spec.max_attempts)
+            return RabbitMQQueue(queue_url(queue_spec), pipelines=pipelines)
         case "kafka":
             from v10r.queues.kafka import KafkaQueue
 
             url = queue_url(queue_spec)
             return KafkaQueue(kafka_bootstrap(url), url=url, pipelines=pipelines,
-                              partitions=queue_spec.partitions,
-                              max_attempts=queue_spec.max_attempts)
+                              partitions=queue_spec.partitions)
     raise QueueError(f"unknown queue kind {queue_spec.kind!r}")

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from v10r.errors import QueueError
-from v10r.queues.base import DeadLetter, Delivery
+from v10r.queues.base import DeadLetter, Delivery, read_delivery
 from v10r.queues.connect import within
 from v10r.queues.kafka_dlq import commit_replayed, read_dead_letters
 from v10r.queues.kafka_offsets import OffsetTracker
@@ -43,6 +43,21 @@ def task_topic(pipeline: str) -> str:
 
 def dlq_topic(pipeline: str) -> str:
     return f"v10r.dlq.{pipeline}"
+
+
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+def task_record(task: Task, attempts: int = 1) -> Record:
+    return task.key, task.to_json(), [("attempts", str(attempts).encode())]
+
+
+def dead_letter_record(delivery: Delivery, error: str, failed_at: float) -> Record:
+    """The one shape of a dead letter, written by the queue worker and the Faust agent."""
+    key = delivery.task.key if delivery.task is not None else None
+    return key, delivery.body, [("error", error.encode()),
+                                ("attempts", str(delivery.attempts).encode()),
+                                ("failed_at", repr(failed_at).encode())]
 
 
 class _ForgetRevoked(ConsumerRebalanceListener):
@@ -80,14 +95,13 @@ class KafkaQueue:
     kind = "kafka"
 
     def __init__(self, bootstrap: str, *, pipelines: Sequence[str] = (), partitions: int = 4,
-                 max_attempts: int = 5, session_timeout_ms: int = 10_000,
+                 session_timeout_ms: int = 10_000,
                  heartbeat_interval_ms: int = 3_000, group_id: str = GROUP,
                  url: str | None = None) -> None:
         self.bootstrap = bootstrap
         self.url = url or f"kafka://{bootstrap}"
         self.pipelines = tuple(pipelines)
         self.partitions = partitions
-        self.max_attempts = max_attempts
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.group_id = group_id
@@ -147,12 +161,12 @@ class KafkaQueue:
         return self._producer
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
-        await self._send(task_topic(pipeline), [(t, [("attempts", b"1")]) for t in tasks])
+        await self._send(task_topic(pipeline), [task_record(t) for t in tasks])
 
-    async def _send(self, topic: str, entries: Sequence[tuple[Task, list]]) -> None:
+    async def _send(self, topic: str, records: Sequence[Record]) -> None:
         """Queue every record, then wait for all acknowledgements (the batch is one flush)."""
-        futures = [await self.producer.send(topic, task.to_json(), key=task.key, headers=headers)
-                   for task, headers in entries]
+        futures = [await self.producer.send(topic, value, key=key, headers=headers)
+                   for key, value, headers in records]
         for future in futures:
             await future
 
@@ -163,9 +177,8 @@ class KafkaQueue:
         for tp, records in batches.items():
             for record in records:
                 tracker.delivered(tp, record.offset)
-                deliveries.append(Delivery(task=Task.from_json(record.value),
-                                           attempts=_attempts(record.headers),
-                                           handle=(tp, record.offset)))
+                deliveries.append(read_delivery(record.value or b"", _attempts(record.headers),
+                                                (tp, record.offset)))
         return deliveries
 
     async def _consumer(self, pipeline: str) -> tuple[AIOKafkaConsumer, OffsetTracker]:
@@ -200,20 +213,16 @@ class KafkaQueue:
             await consumer.commit(commits)
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
-        spent = [d for d in deliveries if d.attempts >= self.max_attempts]
-        again = [d for d in deliveries if d.attempts < self.max_attempts]
-        await self.dead_letter(pipeline, spent, error)
-        await self._send(task_topic(pipeline),
-                         [(d.task, [("attempts", str(d.attempts + 1).encode())]) for d in again])
-        await self.ack(pipeline, again)
+        await self._send(task_topic(pipeline), [task_record(d.task, d.attempts + 1)
+                                                for d in deliveries if d.task is not None])
+        await self.ack(pipeline, deliveries)
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         if not deliveries:
             return
-        now = repr(time.time()).encode()
-        await self._send(dlq_topic(pipeline), [
-            (d.task, [("error", error.encode()), ("attempts", str(d.attempts).encode()),
-                      ("failed_at", now)]) for d in deliveries])
+        now = time.time()
+        await self._send(dlq_topic(pipeline),
+                         [dead_letter_record(d, error, now) for d in deliveries])
         await self.ack(pipeline, deliveries)
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
@@ -223,9 +232,10 @@ class KafkaQueue:
     async def replay(self, pipeline: str, ids: Sequence[str] | None = None) -> int:
         """Re-publish dead letters; the DLQ group's offsets advance past a replayed prefix."""
         records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, None)
-        chosen = [(letter, pos) for letter, pos in records if ids is None or letter.id in ids]
-        await self._send(task_topic(pipeline),
-                         [(letter.task, [("attempts", b"1")]) for letter, _ in chosen])
+        chosen = [(letter, pos) for letter, pos in records
+                  if letter.task is not None and (ids is None or letter.id in ids)]
+        await self._send(task_topic(pipeline), [task_record(letter.task) for letter, _ in chosen
+                                                if letter.task is not None])
         await commit_replayed(self.bootstrap, DLQ_GROUP, records, {pos for _, pos in chosen})
         return len(chosen)
 
@@ -233,5 +243,8 @@ class KafkaQueue:
 def _attempts(headers: Sequence[tuple[str, bytes]] | None) -> int:
     for name, value in headers or ():
         if name == "attempts":
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:
+                return 1
     return 1

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from v10r.queues.base import DeadLetter
-from v10r.tasks import Task
+from v10r.queues.base import DeadLetter, read_dead_letter
 
 Position = tuple[TopicPartition, int]
 QUIET_MS = 1000  # an empty poll this long means the end of the topic
@@ -68,8 +67,8 @@ async def commit_replayed(bootstrap: str, group: str,
 
 
 def _letter(tp: TopicPartition, record: ConsumerRecord) -> DeadLetter:
-    headers = {name: value.decode() for name, value in record.headers or ()}
-    return DeadLetter(task=Task.from_json(record.value), error=headers.get("error", ""),
-                      attempts=int(headers.get("attempts", "1")),
-                      failed_at=float(headers.get("failed_at", "0")),
-                      id=f"{tp.partition}:{record.offset}")
+    headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+    return read_dead_letter(record.value or b"", error=headers.get("error", ""),
+                            attempts=int(headers.get("attempts", "1")),
+                            failed_at=float(headers.get("failed_at", "0")),
+                            id=f"{tp.partition}:{record.offset}")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from v10r.queues.base import DeadLetter, Delivery
 from v10r.tasks import Task
 
-
 DEFAULT_MAX_PENDING = 10_000
 
 
@@ -56,9 +55,8 @@ class MemoryBroker:
 class MemoryQueue:
     kind = "memory"
 
-    def __init__(self, broker: MemoryBroker | None = None, *, max_attempts: int = 5) -> None:
+    def __init__(self, broker: MemoryBroker | None = None) -> None:
         self.broker = broker or MemoryBroker()
-        self.max_attempts = max_attempts
         self._in_flight: dict[int, tuple[str, Task, int]] = {}
 
     async def start(self) -> None:
@@ -92,17 +90,15 @@ class MemoryQueue:
     def _hand_out(self, pipeline: str, task: Task, attempts: int) -> Delivery:
         handle = next(self.broker.ids)
         self._in_flight[handle] = (pipeline, task, attempts)
-        return Delivery(task=task, attempts=attempts, handle=handle)
+        return Delivery(task=task, attempts=attempts, handle=handle, raw=b"")
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             self._in_flight.pop(delivery.handle, None)
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
-        spent = [d for d in deliveries if d.attempts >= self.max_attempts]
-        await self.dead_letter(pipeline, spent, error)
         for delivery in deliveries:
-            if delivery.attempts < self.max_attempts and self._taken(delivery):
+            if delivery.task is not None and self._taken(delivery):
                 self.broker.queue(pipeline).put_nowait((delivery.task, delivery.attempts + 1))
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
@@ -110,7 +106,8 @@ class MemoryQueue:
         for delivery in deliveries:
             if self._taken(delivery):
                 dead.append(DeadLetter(task=delivery.task, error=error, attempts=delivery.attempts,
-                                       failed_at=time.time(), id=str(next(self.broker.ids))))
+                                       failed_at=time.time(), id=str(next(self.broker.ids)),
+                                       raw=delivery.body))
 
     def _taken(self, delivery: Delivery) -> bool:
         """Settle a delivery once: a second ack/retry of the same one is a no-op."""
@@ -124,5 +121,5 @@ class MemoryQueue:
         chosen = [d for d in dead if ids is None or d.id in ids]
         chosen_ids = {d.id for d in chosen}
         self.broker.dead[pipeline] = [d for d in dead if d.id not in chosen_ids]
-        await self.publish(pipeline, [d.task for d in chosen])
+        await self.publish(pipeline, [d.task for d in chosen if d.task is not None])
         return len(chosen)

@@ -29,11 +29,12 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 
-from v10r.queues.base import DeadLetter, Delivery
+from v10r.queues.base import DeadLetter, Delivery, read_dead_letter, read_delivery
 from v10r.queues.connect import within
 from v10r.tasks import Task
 
 DLX = "v10r.dlx"
+PREFETCH_BATCHES = 2  # unacked batches a consumer may hold: the worker's in-flight batches
 
 
 def task_queue(pipeline: str) -> str:
@@ -55,10 +56,9 @@ class _Consumer:
 class RabbitMQQueue:
     kind = "rabbitmq"
 
-    def __init__(self, url: str, *, pipelines: Sequence[str] = (), max_attempts: int = 5) -> None:
+    def __init__(self, url: str, *, pipelines: Sequence[str] = ()) -> None:
         self.url = url
         self.pipelines = tuple(pipelines)
-        self.max_attempts = max_attempts
         self._conn: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._declared: set[str] = set()
@@ -104,16 +104,19 @@ class RabbitMQQueue:
 
     async def _send(self, pipeline: str, entries: Sequence[tuple[Task, int]]) -> None:
         """Publish concurrently and wait for every confirm."""
+        await self._send_bodies(pipeline, [(task.to_json(), n) for task, n in entries])
+
+    async def _send_bodies(self, pipeline: str, entries: Sequence[tuple[bytes, int]]) -> None:
         exchange = self.publisher.default_exchange
         await asyncio.gather(*(
-            exchange.publish(aio_pika.Message(task.to_json(), headers={"attempts": attempts},
+            exchange.publish(aio_pika.Message(body, headers={"attempts": attempts},
                                               delivery_mode=DeliveryMode.PERSISTENT,
                                               content_type="application/json"),
                              routing_key=task_queue(pipeline))
-            for task, attempts in entries))
+            for body, attempts in entries))
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
-        consumer = await self._consumer(pipeline, max_batch)
+        consumer = await self._consumer(pipeline, max_batch * PREFETCH_BATCHES)
         taken: list[AbstractIncomingMessage] = []
         if consumer.buffer.empty():
             try:
@@ -151,11 +154,8 @@ class RabbitMQQueue:
         await asyncio.gather(*(delivery.handle.ack() for delivery in deliveries))
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
-        spent = [d for d in deliveries if d.attempts >= self.max_attempts]
-        again = [d for d in deliveries if d.attempts < self.max_attempts]
-        await self.dead_letter(pipeline, spent, error)
-        await self._send(pipeline, [(d.task, d.attempts + 1) for d in again])
-        await self.ack(pipeline, again)
+        await self._send_bodies(pipeline, [(d.body, d.attempts + 1) for d in deliveries])
+        await self.ack(pipeline, deliveries)
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         if not deliveries:
@@ -165,7 +165,7 @@ class RabbitMQQueue:
         now = time.time()
         await asyncio.gather(*(
             exchange.publish(aio_pika.Message(
-                d.task.to_json(), message_id=uuid.uuid4().hex,
+                d.body, message_id=uuid.uuid4().hex,
                 headers={"error": error, "attempts": d.attempts, "failed_at": now},
                 delivery_mode=DeliveryMode.PERSISTENT, content_type="application/json"),
                 routing_key=dlq_queue(pipeline))
@@ -183,8 +183,9 @@ class RabbitMQQueue:
     async def replay(self, pipeline: str, ids: Sequence[str] | None = None) -> int:
         messages, channel = await self._browse(pipeline, None)
         try:
-            chosen = [m for m in messages if ids is None or m.message_id in ids]
-            await self._send(pipeline, [(Task.from_json(m.body), 1) for m in chosen])
+            letters = [(m, _dead_letter(m)) for m in messages]
+            chosen = [m for m, d in letters if d.task is not None and (ids is None or d.id in ids)]
+            await self._send_bodies(pipeline, [(m.body, 1) for m in chosen])
             for message in chosen:
                 await message.ack()
             return len(chosen)
@@ -214,15 +215,22 @@ class RabbitMQQueue:
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
-    attempts = int(message.headers.get("attempts", 1))
-    return Delivery(task=Task.from_json(message.body), attempts=attempts, handle=message)
+    return read_delivery(message.body, int(_number(message.headers.get("attempts"), 1)), message)
 
 
 def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
     headers = message.headers
     error = headers.get("error", b"")
     error = error.decode() if isinstance(error, bytes) else str(error)
-    return DeadLetter(task=Task.from_json(message.body), error=error,
-                      attempts=int(headers.get("attempts", 1)),
-                      failed_at=float(headers.get("failed_at", 0.0)),
-                      id=message.message_id or "")
+    return read_dead_letter(message.body, error=error,
+                            attempts=int(_number(headers.get("attempts"), 1)),
+                            failed_at=_number(headers.get("failed_at"), 0.0),
+                            id=message.message_id or "")
+
+
+def _number(value: object, default: float) -> float:
+    """A header another client may have set to anything."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default

@@ -6,25 +6,36 @@ Layout (stable; `v10r dlq` and operators rely on it):
 - dead letters: stream `v10r:dlq:<pipeline>`, fields `task`, `error`, `attempts`,
   `failed_at` (unix seconds).
 
+- liveness: key `v10r:alive:<consumer>`, refreshed while the consumer runs, expiring
+  `dead_after` seconds after it stops.
+
 Ack is XACK+XDEL, so the stream holds only unfinished work. A consumer that dies keeps
-its entries pending; any other consumer reclaims them with XAUTOCLAIM once they have
-been idle `min_idle` seconds, and the stream's delivery counter adds to `attempts`.
+its entries pending; once its liveness key has expired, any other consumer claims them
+(XCLAIM), and the stream's delivery counter adds to `attempts`. A live consumer's
+batch is never taken, however slow it is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from v10r.queues.base import DeadLetter, Delivery
+from v10r.queues.base import DeadLetter, Delivery, read_dead_letter, read_delivery
 from v10r.queues.connect import consumer_name, within
 from v10r.tasks import Task
 
+log = logging.getLogger(__name__)
+
 GROUP = "v10r-workers"
-RECLAIM_EVERY = 1.0  # seconds between XAUTOCLAIM probes while a consume waits
+RECLAIM_EVERY = 1.0  # seconds between looks for dead consumers while a consume waits
+DEAD_AFTER = 3.0  # a consumer whose liveness key is this old is presumed dead
+SOCKET_TIMEOUT = 15.0
 
 
 def task_stream(pipeline: str) -> str:
@@ -35,19 +46,23 @@ def dlq_stream(pipeline: str) -> str:
     return f"v10r:dlq:{pipeline}"
 
 
+def alive_key(consumer: str) -> str:
+    return f"v10r:alive:{consumer}"
+
+
 class RedisQueue:
     kind = "redis"
 
-    def __init__(self, url: str, *, pipelines: Sequence[str] = (), max_attempts: int = 5,
-                 min_idle: float = 30.0, maxlen: int | None = None) -> None:
+    def __init__(self, url: str, *, pipelines: Sequence[str] = (),
+                 dead_after: float = DEAD_AFTER, maxlen: int | None = None) -> None:
         self.url = url
         self.pipelines = tuple(pipelines)
-        self.max_attempts = max_attempts
-        self.min_idle = min_idle
+        self.dead_after = dead_after
         self.maxlen = maxlen
         self.consumer = consumer_name()
         self._redis: aioredis.Redis | None = None
         self._groups: set[str] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"RedisQueue(consumer={self.consumer!r})"  # never the URL: it may hold a password
@@ -59,15 +74,40 @@ class RedisQueue:
         return self._redis
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5)
+        # A read never waits forever on a stalled server (a blocking read waits ≤ 1 s).
+        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5,
+                                        socket_timeout=SOCKET_TIMEOUT)
         await within("redis", self.url, self._redis.ping())
         for pipeline in self.pipelines:
             await self._ensure_group(pipeline)
 
     async def close(self) -> None:
+        """Stop the heartbeat and drop the liveness key: what is pending is taken over now."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._heartbeat
+            self._heartbeat = None
+            with contextlib.suppress(Exception):
+                await self.redis.delete(alive_key(self.consumer))
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+    async def _beat(self) -> None:
+        """Refresh the liveness key; started by the first consume (publishers hold none)."""
+        ttl_ms = max(50, int(self.dead_after * 1000))
+        if self._heartbeat is None:
+            await self.redis.set(alive_key(self.consumer), b"1", px=ttl_ms)
+            self._heartbeat = asyncio.create_task(self._beat_forever(ttl_ms))
+
+    async def _beat_forever(self, ttl_ms: int) -> None:
+        while True:
+            await asyncio.sleep(ttl_ms / 3000)
+            try:
+                await self.redis.set(alive_key(self.consumer), b"1", px=ttl_ms)
+            except Exception as exc:  # noqa: BLE001 - the broker is down: the consume says so
+                log.debug("redis heartbeat failed: %s", exc)
 
     async def _ensure_group(self, pipeline: str) -> None:
         if pipeline in self._groups:
@@ -91,8 +131,9 @@ class RedisQueue:
         await pipe.execute()
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
-        """Reclaim a dead consumer's stale entries first; otherwise block for new ones."""
+        """Take over a dead consumer's entries first; otherwise block for new ones."""
         await self._ensure_group(pipeline)
+        await self._beat()
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             reclaimed = await self._reclaim(pipeline, max_batch)
@@ -111,19 +152,34 @@ class RedisQueue:
         return [_delivery(entry_id, fields, redelivered=0) for entry_id, fields in entries]
 
     async def _reclaim(self, pipeline: str, count: int) -> list[Delivery]:
+        """Claim the pending entries of consumers whose liveness key has expired."""
         stream = task_stream(pipeline)
-        reply = await self.redis.xautoclaim(stream, GROUP, self.consumer,
-                                            min_idle_time=int(self.min_idle * 1000),
-                                            start_id="0-0", count=count)
-        entries = [(i, f) for i, f in reply[1] if f]
-        if not entries:
+        holders = [c["name"] for c in await self.redis.xinfo_consumers(stream, GROUP)
+                   if c["pending"] and _text(c["name"]) != self.consumer]
+        if not holders:
             return []
         pipe = self.redis.pipeline(transaction=False)
-        for entry_id, _ in entries:
-            pipe.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
-        counts = [rows[0]["times_delivered"] if rows else 1 for rows in await pipe.execute()]
-        return [_delivery(entry_id, fields, redelivered=n - 1)
-                for (entry_id, fields), n in zip(entries, counts, strict=True)]
+        for holder in holders:
+            pipe.exists(alive_key(_text(holder)))
+        for holder, alive in zip(holders, await pipe.execute(), strict=True):
+            if not alive and (claimed := await self._claim(stream, holder, count)):
+                return claimed
+        return []
+
+    async def _claim(self, stream: str, holder: bytes, count: int) -> list[Delivery]:
+        pending = await self.redis.xpending_range(stream, GROUP, min="-", max="+", count=count,
+                                                  consumername=holder)
+        before = {p["message_id"]: p["times_delivered"] for p in pending}
+        if not before:
+            return []
+        # A minimum idle time makes a second claimer of the same entries get none of them.
+        claimed = await self.redis.xclaim(stream, GROUP, self.consumer,
+                                          min_idle_time=int(self.dead_after * 500),
+                                          message_ids=list(before))
+        entries = [(i, f) for i, f in claimed if f]
+        if entries:
+            log.info("took over %d task(s) of %s, which stopped", len(entries), _text(holder))
+        return [_delivery(i, f, redelivered=before.get(i, 1)) for i, f in entries]
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -136,16 +192,12 @@ class RedisQueue:
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         """Re-add with attempts+1 and drop the old entry in one transaction: never lost."""
-        spent = [d for d in deliveries if d.attempts >= self.max_attempts]
-        again = [d for d in deliveries if d.attempts < self.max_attempts]
-        await self.dead_letter(pipeline, spent, error)
-        if again:
+        if deliveries:
             pipe = self.redis.pipeline(transaction=True)
-            for d in again:
-                pipe.xadd(task_stream(pipeline),
-                          {"task": d.task.to_json(), "attempts": d.attempts + 1},
+            for d in deliveries:
+                pipe.xadd(task_stream(pipeline), {"task": d.body, "attempts": d.attempts + 1},
                           maxlen=self.maxlen, approximate=True)
-            self._settle(pipe, pipeline, again)
+            self._settle(pipe, pipeline, deliveries)
             await pipe.execute()
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
@@ -154,7 +206,7 @@ class RedisQueue:
         pipe = self.redis.pipeline(transaction=True)
         now = time.time()
         for d in deliveries:
-            pipe.xadd(dlq_stream(pipeline), {"task": d.task.to_json(), "error": error,
+            pipe.xadd(dlq_stream(pipeline), {"task": d.body, "error": error,
                                              "attempts": d.attempts, "failed_at": repr(now)})
         self._settle(pipe, pipeline, deliveries)
         await pipe.execute()
@@ -178,6 +230,7 @@ class RedisQueue:
             for entry_id in ids:
                 pipe.xrange(dlq_stream(pipeline), min=entry_id, max=entry_id)
             entries = [e for found in await pipe.execute() for e in found]
+        entries = [(i, f) for i, f in entries if _readable(f.get(b"task", b""))]
         if not entries:
             return 0
         await self._ensure_group(pipeline)
@@ -196,11 +249,22 @@ class RedisQueue:
 
 
 def _delivery(entry_id: bytes, fields: dict[bytes, bytes], *, redelivered: int) -> Delivery:
-    attempts = int(fields.get(b"attempts", b"1")) + redelivered
-    return Delivery(task=Task.from_json(fields[b"task"]), attempts=attempts, handle=entry_id)
+    try:
+        attempts = int(fields.get(b"attempts", b"1")) + redelivered
+    except ValueError:
+        attempts = 1 + redelivered
+    return read_delivery(fields.get(b"task", b""), attempts, entry_id)
 
 
 def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
-    return DeadLetter(task=Task.from_json(fields[b"task"]), error=fields[b"error"].decode(),
-                      attempts=int(fields[b"attempts"]), failed_at=float(fields[b"failed_at"]),
-                      id=entry_id.decode())
+    return read_dead_letter(fields.get(b"task", b""), error=fields[b"error"].decode(),
+                            attempts=int(fields[b"attempts"]),
+                            failed_at=float(fields[b"failed_at"]), id=entry_id.decode())
+
+
+def _readable(raw: bytes) -> bool:
+    return read_delivery(raw, 1, None).task is not None
+
+
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name

@@ -1,8 +1,9 @@
-"""One batch of Kafka task messages, from decoding to the last ack-able outcome.
+"""The Faust adapter of the worker runtime: one `take` batch, from decoding to outcomes.
 
 Faust acks every event of a `take` batch once the agent's loop body returns, and it
 acks even when the body raises; so this handler never raises for a task: each one is
-written, skipped, retried here with backoff, or dead-lettered with its error.
+written, skipped, retried here with backoff, or dead-lettered with its error (an
+unreadable message too). Outages are held inside the runtime, without spending attempts.
 
 Dedup: a task is skipped when its row was fetched, by a batch that finished, after
 the task was published (plus a clock-skew margin). That fetch saw the change the task
@@ -13,21 +14,23 @@ the row's last change is never dropped.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from v10r.errors import V10rError
-from v10r.redact import mask_text
-from v10r.stream.progress import Progress
+from v10r.providers.retry import Backoff
+from v10r.queues.base import Delivery
 from v10r.stream.settings import FaustSettings
 from v10r.tasks import Task
-from v10r.work.core import BatchOutcome, BatchProcessor, Status
-from v10r.work.worker import process_through_outages
-
-log = logging.getLogger(__name__)
+from v10r.work.runtime import PipelineRuntime
+from v10r.work.settle import (
+    Counters,
+    count,
+    dead_letter_unreadable,
+    log_dead_letters,
+    plan_settlement,
+)
 
 
 @dataclass(slots=True)
@@ -40,6 +43,9 @@ class Incoming:
     task: Task | None = None
     error: str | None = None  # why the message could not be read
 
+    def delivery(self) -> Delivery:
+        return Delivery(self.task, self.attempts, raw=self.raw, error=self.error)
+
 
 class FetchLedger(Protocol):
     """When each row was last fetched by a batch that finished (the dedup table)."""
@@ -50,47 +56,51 @@ class FetchLedger(Protocol):
 
 
 class Outbox(Protocol):
-    async def dead_letter(self, tasks: Sequence[tuple[Task, int]], error: str) -> None: ...
+    async def dead_letter(self, deliveries: Sequence[Delivery], error: str) -> None: ...
 
     async def republish(self, tasks: Sequence[Task]) -> None: ...
 
 
-@dataclass(slots=True)
-class _Pending:
-    task: Task
-    attempts: int
-
-
 @dataclass
 class BatchHandler:
-    processor: BatchProcessor
+    runtime: PipelineRuntime
     ledger: FetchLedger
     outbox: Outbox
     settings: FaustSettings
-    progress: Progress = field(default_factory=Progress)
+    _never: asyncio.Event = field(default_factory=asyncio.Event)  # Faust stops by cancelling
+
+    @property
+    def progress(self) -> Counters:
+        """This run's totals (outages held included), as the progress table keeps them."""
+        return self.runtime.counters
 
     @property
     def pipeline(self) -> str:
-        return self.processor.pipeline.name
+        return self.runtime.pipeline.name
 
-    async def handle(self, messages: Sequence[Incoming]) -> Progress:
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(base_s=self.settings.retry_initial_s, cap_s=self.settings.retry_max_s,
+                       jitter=0.5)
+
+    async def handle(self, messages: Sequence[Incoming]) -> Counters:
         """Settle every message; returns what this batch added to the counters."""
-        counts = Progress(batches=1)
-        pending = []
+        counts = Counters(batches=1)
+        pending, unreadable = [], []
         for message in messages:
             if message.task is None:
-                counts.failed += 1
-                log.error("pipeline %s: dropped an unreadable task message: %s",
-                          self.pipeline, message.error)
+                unreadable.append(message.delivery())
             elif self._seen_since(message):
                 counts.processed += 1
                 counts.skipped += 1
                 counts.deduplicated += 1
             else:
-                pending.append(_Pending(message.task, message.attempts))
+                pending.append(message.delivery())
+        counts.dead_lettered += await dead_letter_unreadable(self.pipeline, unreadable,
+                                                             self.outbox.dead_letter)
         while pending:
             pending = await self._attempt(pending, counts)
-        self.progress = self.progress.add(counts)
+        self.runtime.counters.add(counts)
         return counts
 
     def _seen_since(self, message: Incoming) -> bool:
@@ -98,69 +108,23 @@ class BatchHandler:
         fetched = self.ledger.last_fetch(message.task.key.decode())
         return fetched > message.published_at + self.settings.clock_skew_s
 
-    async def _attempt(self, pending: list[_Pending], counts: Progress) -> list[_Pending]:
+    async def _attempt(self, pending: list[Delivery], counts: Counters) -> list[Delivery]:
         """One try at the batch; returns what should be tried again after a backoff."""
         fetched_at = time.time()
-        outcome = await self._process([p.task for p in pending])
-        done = [pending[i] for i in outcome.indices(done=True)]
-        self.ledger.record([p.task.key.decode() for p in done], fetched_at)
-        written = outcome.count(Status.WRITTEN)
-        counts.processed += len(done)
-        counts.written += written
-        counts.skipped += len(done) - written
-        again: list[_Pending] = []
-        for error, group in _failures(pending, outcome).items():
-            limit = self.processor.pipeline.queue.max_attempts
-            spent = [f for f in group if not outcome.outcomes[f.index].retryable
-                     or f.item.attempts >= limit]
-            await self._dead_letter([f.item for f in spent], error, counts)
-            again += [_Pending(f.item.task, f.item.attempts + 1) for f in group
-                      if f not in spent]
+        tasks = [d.task for d in pending if d.task is not None]
+        outcome = await self.runtime.run(tasks, self._never)
+        assert outcome is not None  # only a stop gives up, and Faust stops by cancelling
+        plan = plan_settlement(outcome, [d.attempts for d in pending],
+                               self.runtime.pipeline.queue.max_attempts)
+        self.ledger.record([tasks[i].key.decode() for i in plan.done], fetched_at)
+        for reason, indices in plan.dead.items():
+            await self.outbox.dead_letter([pending[i] for i in indices], reason)
+            log_dead_letters(self.pipeline, [tasks[i].id for i in indices], reason)
+        batch = count(outcome, plan)
+        batch.batches = 0
+        counts.add(batch)
+        again = [Delivery(pending[i].task, pending[i].attempts + 1)
+                 for indices in plan.retry.values() for i in indices]
         if again:
-            counts.retried += len(again)
-            await asyncio.sleep(self._delay(again[0].attempts))
+            await asyncio.sleep(self.backoff.delay(again[0].attempts - 2))
         return again
-
-    async def _process(self, tasks: list[Task]) -> BatchOutcome:
-        """The core's outcome; service outages are waited out, bugs fail the batch."""
-        async def pause(exc: BaseException, attempt: int) -> bool:
-            delay = self._delay(attempt)
-            log.warning("pipeline %s: %s; retrying in %.1fs", self.pipeline, _describe(exc),
-                        delay)
-            await asyncio.sleep(delay)
-            return True
-
-        outcome = await process_through_outages(self.processor, tasks, pause)
-        assert outcome is not None  # this pause never gives up
-        return outcome
-
-    async def _dead_letter(self, spent: list[_Pending], error: str, counts: Progress) -> None:
-        if not spent:
-            return
-        await self.outbox.dead_letter([(p.task, p.attempts) for p in spent], error)
-        counts.failed += len(spent)
-        log.warning("pipeline %s: dead-lettered %d task(s): %s", self.pipeline, len(spent),
-                    mask_text(error))
-
-    def _delay(self, attempt: int) -> float:
-        s = self.settings
-        return min(s.retry_max_s, s.retry_initial_s * 2 ** min(max(attempt - 2, 0), 16))
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    item: _Pending
-    index: int
-
-
-def _failures(pending: list[_Pending], outcome: BatchOutcome) -> dict[str, list[_Failed]]:
-    groups: dict[str, list[_Failed]] = {}
-    for i in outcome.indices(done=False):
-        groups.setdefault(outcome.outcomes[i].error or "failed", []).append(_Failed(pending[i], i))
-    return groups
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) if isinstance(exc, V10rError) else f"{type(exc).__name__}: {exc}"
-    return mask_text(text or type(exc).__name__)
-

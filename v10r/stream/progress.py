@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from v10r.work.settle import Counters
 
 PROGRESS_TABLE = "progress"
 APP_ID = "v10r"
@@ -23,43 +24,20 @@ def changelog_topic(app_id: str = APP_ID) -> str:
     return f"{app_id}-{PROGRESS_TABLE}-changelog"
 
 
-@dataclass(slots=True)
-class Progress:
-    processed: int = 0  # tasks finished: vector written or nothing to write
-    written: int = 0  # rows whose vector (or empty-text marker) was written
-    skipped: int = 0  # finished without a write: unchanged, gone, superseded, deduplicated
-    deduplicated: int = 0  # skipped because the row was fetched after the task was published
-    failed: int = 0  # tasks dead-lettered, or unreadable messages
-    retried: int = 0  # extra attempts after a retryable failure
-    batches: int = 0
-
-    def add(self, other: Progress) -> Progress:
-        return Progress(**{f.name: getattr(self, f.name) + getattr(other, f.name)
-                           for f in fields(self)})
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Progress:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) for k, v in data.items() if k in known})  # type: ignore[call-overload]
-
-
 def progress_key(pipeline: str, run_id: str) -> str:
     return f"{pipeline}/{run_id}"
 
 
-def total(entries: Iterable[tuple[str, Mapping[str, object]]], pipeline: str) -> Progress:
+def total(entries: Iterable[tuple[str, Mapping[str, object]]], pipeline: str) -> Counters:
     """The pipeline's totals from `(key, counters)` pairs of the progress table."""
-    result = Progress()
+    result = Counters()
     for key, counters in entries:
         if key.rpartition("/")[0] == pipeline:
-            result = result.add(Progress.from_dict(counters))
+            result.add(Counters.from_dict(counters))
     return result
 
 
-async def read_progress(bootstrap: str, pipeline: str, app_id: str = APP_ID) -> Progress:
+async def read_progress(bootstrap: str, pipeline: str, app_id: str = APP_ID) -> Counters:
     """The pipeline's totals, read from the progress table's changelog topic."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -69,7 +47,7 @@ async def read_progress(bootstrap: str, pipeline: str, app_id: str = APP_ID) -> 
         await consumer.topics()
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         if not partitions:
-            return Progress()
+            return Counters()
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         latest: dict[str, Mapping[str, object]] = {}
         while batch := await consumer.getmany(timeout_ms=QUIET_MS):

@@ -1,7 +1,8 @@
 """What the Faust agents use at run time: the dedup ledger, the outbox, the resources.
 
-Resources (database pools, providers) are created on a pipeline's first batch and
-closed when the worker shuts down, so importing the app connects to nothing.
+Resources come from the one worker runtime (`v10r.work.runtime`: pools, providers
+behind their breakers, the applied column names), created on a pipeline's first batch
+and closed when the worker shuts down, so importing the app connects to nothing.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from v10r.compile.names import pipeline_names
-from v10r.db import create_pool
-from v10r.providers.base import Provider
-from v10r.providers.factory import create_provider
+from v10r.providers.retry import OUTAGE_BACKOFF
+from v10r.queues.base import Delivery, read_delivery
+from v10r.queues.kafka import Record, dead_letter_record, task_record
+from v10r.redact import mask_text
 from v10r.spec.model import Pipeline
 from v10r.stream.batch import BatchHandler, Incoming
 from v10r.stream.settings import FaustSettings
 from v10r.tasks import Task
-from v10r.work.core import BatchProcessor
-from v10r.work.worker import TRANSIENT_ERRORS
+from v10r.work.breaker import DATABASE_ERRORS
+from v10r.work.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +56,18 @@ class TopicOutbox:
         self.tasks_topic = tasks_topic
         self.dlq_topic = dlq_topic
 
-    async def dead_letter(self, tasks: Sequence[tuple[Task, int]], error: str) -> None:
-        now = repr(time.time()).encode()
-        await _send_all(self.dlq_topic, [
-            (task, [("error", error.encode()), ("attempts", str(attempts).encode()),
-                    ("failed_at", now)]) for task, attempts in tasks])
+    async def dead_letter(self, deliveries: Sequence[Delivery], error: str) -> None:
+        now = time.time()
+        await _send_all(self.dlq_topic, [dead_letter_record(d, error, now) for d in deliveries])
 
     async def republish(self, tasks: Sequence[Task]) -> None:
-        await _send_all(self.tasks_topic, [(task, [("attempts", b"1")]) for task in tasks])
+        await _send_all(self.tasks_topic, [task_record(task) for task in tasks])
 
 
-async def _send_all(topic: Any, entries: Sequence[tuple[Task, list[tuple[str, bytes]]]]) -> None:
+async def _send_all(topic: Any, records: Sequence[Record]) -> None:
     """Send every record, then wait until the broker has acknowledged each one."""
-    pending = [await topic.send(key=task.key, value=task.to_json(), headers=headers)
-               for task, headers in entries]
+    pending = [await topic.send(key=key, value=value, headers=headers)
+               for key, value, headers in records]
     for future in pending:
         await future
 
@@ -77,23 +77,28 @@ def incoming(event: Any) -> Incoming:
     message = event.message
     headers = message.headers or ()
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    attempts = next((int(v) for k, v in pairs if k == "attempts"), 1)
+    attempts = next((_count(v) for k, v in pairs if k == "attempts"), 1)
     raw = event.value if isinstance(event.value, bytes) else str(event.value).encode()
-    result = Incoming(raw=raw, published_at=float(message.timestamp or 0.0), attempts=attempts)
+    read = read_delivery(raw, attempts, None)
+    return Incoming(raw=raw, published_at=float(message.timestamp or 0.0), attempts=attempts,
+                    task=read.task, error=read.error)
+
+
+def _count(value: bytes | str) -> int:
     try:
-        result.task = Task.from_json(raw)
-    except Exception as exc:  # noqa: BLE001 - any unreadable message is reported, not raised
-        result.error = str(exc)
-    return result
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 1
 
 
 @dataclass
 class Resources:
-    """Per pipeline: pools, provider and batch handler, created on first use."""
+    """Per pipeline: the shared runtime and a batch handler, created on first use."""
 
     settings: FaustSettings
     handlers: dict[str, BatchHandler] = field(default_factory=dict)
-    _closers: list[Any] = field(default_factory=list)
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _runtime: Runtime | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def handler(self, pipeline: Pipeline, ledger: TableLedger,
@@ -104,33 +109,21 @@ class Resources:
             try:
                 async with self._lock:
                     if pipeline.name not in self.handlers:
-                        processor = await self._processor(pipeline)
-                        self.handlers[pipeline.name] = BatchHandler(processor, ledger, outbox,
-                                                                    self.settings)
-            except TRANSIENT_ERRORS as exc:
+                        runtime = self._runtime = self._runtime or Runtime(self._stack)
+                        self.handlers[pipeline.name] = BatchHandler(
+                            await runtime.open(pipeline), ledger, outbox, self.settings)
+            except DATABASE_ERRORS as exc:
+                delay = OUTAGE_BACKOFF.delay(attempt)
                 attempt += 1
-                delay = min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** attempt)
                 log.warning("pipeline %s: cannot start (%s); retrying in %.1fs",
-                            pipeline.name, exc, delay)
+                            pipeline.name, mask_text(str(exc)), delay)
                 await asyncio.sleep(delay)
         return self.handlers[pipeline.name]
 
-    async def _processor(self, pipeline: Pipeline) -> BatchProcessor:
-        write_pool = await create_pool(pipeline.database, "write", pipeline=pipeline.name)
-        self._closers.append(write_pool.close)
-        read_pool = write_pool
-        if pipeline.database.read_dsn:
-            read_pool = await create_pool(pipeline.database, "read", pipeline=pipeline.name)
-            self._closers.append(read_pool.close)
-        provider: Provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
-        self._closers.append(provider.aclose)
-        return BatchProcessor(pipeline, pipeline_names(pipeline), read_pool, write_pool, provider)
-
     async def aclose(self) -> None:
-        closers, self._closers = self._closers, []
-        for close in reversed(closers):
-            try:
-                await asyncio.wait_for(close(), 10)
-            except Exception as exc:  # noqa: BLE001 - close the rest regardless
-                log.warning("closing a resource failed: %s", exc)
+        try:
+            await self._stack.aclose()
+        except Exception as exc:  # noqa: BLE001 - closing must not fail the shutdown
+            log.warning("closing a resource failed: %s", exc)
+        self._stack, self._runtime = AsyncExitStack(), None
         self.handlers.clear()

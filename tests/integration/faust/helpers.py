@@ -39,6 +39,14 @@ def kafka_spec(name: str, table: str, base_url: str, **queue: Any) -> dict[str, 
     }
 
 
+def worker_env(specs: Path, dsn: str, kafka_url: str, app_id: str) -> dict[str, str]:
+    """What a test worker reads: quick group sessions and retries, a clock-skew margin."""
+    return {"V10R_PIPELINES": str(specs), "DATABASE_URL": dsn, "V10R_KAFKA_URL": kafka_url,
+            "V10R_FAUST_APP_ID": app_id, "V10R_FAUST_SESSION_TIMEOUT_S": "6",
+            "V10R_FAUST_HEARTBEAT_S": "1", "V10R_FAUST_RETRY_INITIAL_S": "0.2",
+            "V10R_FAUST_CLOCK_SKEW_S": "0.5"}
+
+
 def write_spec(directory: Path, spec: dict[str, Any], dsn: str) -> Pipeline:
     """The spec file the worker reads, and the same pipeline with the DSN filled in."""
     directory.mkdir(parents=True, exist_ok=True)

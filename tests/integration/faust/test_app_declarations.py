@@ -14,8 +14,9 @@ import yaml
 
 from tests.integration.faust.helpers import ROOT, kafka_spec
 from v10r.errors import SpecError
-from v10r.stream.progress import Progress, total
+from v10r.stream.progress import total
 from v10r.stream.settings import FaustSettings
+from v10r.work.settle import Counters
 
 PROBE = """
 import json, v10r
@@ -70,4 +71,4 @@ def test_progress_totals_add_up_every_run_of_a_pipeline_only() -> None:
     entries = [("docs/run1", {"processed": 3, "written": 2, "skipped": 1}),
                ("docs/run2", {"processed": 4, "written": 4, "unknown": 9}),
                ("docs_v2/run1", {"processed": 100})]
-    assert total(entries, "docs") == Progress(processed=7, written=6, skipped=1)
+    assert total(entries, "docs") == Counters(processed=7, written=6, skipped=1)

@@ -1,6 +1,7 @@
 """The Faust agent's batch handling, on real PostgreSQL+pgvector: dedup never drops a
-row's last change, retryable failures are retried with backoff and then dead-lettered,
-and no task leaves a batch without an outcome."""
+row's last change, an outage is held without spending attempts, a task that fails on
+its own is retried with backoff and then dead-lettered, an unreadable message is
+dead-lettered, and no task leaves a batch without an outcome."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import numpy as np
+import pytest
 
 from tests.integration.work.conftest import (
     FakeProvider,
@@ -19,10 +21,13 @@ from tests.integration.work.conftest import (
     text_vector,
 )
 from v10r.errors import ProviderError
+from v10r.providers.retry import Backoff
+from v10r.queues.base import Delivery
 from v10r.stream.batch import BatchHandler, Incoming
 from v10r.stream.settings import FaustSettings
 from v10r.tasks import Task
-from v10r.work.core import BatchProcessor
+from v10r.work.breaker import Breakers
+from v10r.work.runtime import PipelineRuntime
 
 SETTINGS = FaustSettings(retry_initial_s=0.01, retry_max_s=0.02, clock_skew_s=0.5)
 
@@ -41,10 +46,12 @@ class DictLedger:
 
 @dataclass
 class ListOutbox:
-    dead: list[tuple[Task, int, str]] = field(default_factory=list)
+    dead: list[tuple[Task | None, int, str]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
 
-    async def dead_letter(self, tasks: Sequence[tuple[Task, int]], error: str) -> None:
-        self.dead.extend((task, attempts, error) for task, attempts in tasks)
+    async def dead_letter(self, deliveries: Sequence[Delivery], error: str) -> None:
+        self.dead.extend((d.task, d.attempts, error) for d in deliveries)
+        self.raw.extend(d.body for d in deliveries)
 
     async def republish(self, tasks: Sequence[Task]) -> None:
         raise AssertionError("only a stopping worker re-publishes")
@@ -55,8 +62,9 @@ async def handler_for(db: asyncpg.Connection, pool: asyncpg.Pool, provider: Fake
     pipeline = make_pipeline(queue={"kind": "kafka", **queue})
     names = await create_table(db, pipeline)
     ledger, outbox = DictLedger(), ListOutbox()
-    processor = BatchProcessor(pipeline, names, pool, pool, provider)
-    return BatchHandler(processor, ledger, outbox, SETTINGS), ledger, outbox
+    runtime = PipelineRuntime.build(pipeline, names, pool, pool, provider,
+                                    breakers=Breakers(backoff=Backoff(base_s=0.01, cap_s=0.05)))
+    return BatchHandler(runtime, ledger, outbox, SETTINGS), ledger, outbox
 
 
 def message(task: Task, published_at: float, attempts: int = 1) -> Incoming:
@@ -72,7 +80,7 @@ async def test_a_task_published_before_its_row_was_fetched_is_skipped(db, pool) 
     provider = FakeProvider()
     handler, ledger, _ = await handler_for(db, pool, provider)
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'first text')")
-    task = task_for(handler.processor.pipeline, 1)
+    task = task_for(handler.runtime.pipeline, 1)
     published = time.time() - 5
 
     first = await handler.handle([message(task, published)])
@@ -86,7 +94,7 @@ async def test_a_change_after_the_last_fetch_is_always_processed(db, pool) -> No
     provider = FakeProvider()
     handler, _, _ = await handler_for(db, pool, provider)
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'old text')")
-    task = task_for(handler.processor.pipeline, 1)
+    task = task_for(handler.runtime.pipeline, 1)
     await handler.handle([message(task, time.time() - 5)])
 
     await db.execute("UPDATE public.docs SET body = 'new text' WHERE id = 1")
@@ -96,17 +104,53 @@ async def test_a_change_after_the_last_fetch_is_always_processed(db, pool) -> No
     np.testing.assert_allclose(await stored_vector(db, 1), text_vector("new text"), atol=1e-6)
 
 
-async def test_a_retryable_failure_is_retried_then_dead_lettered(db, pool) -> None:
-    provider = FakeProvider(fail=lambda texts: ProviderError("server busy", retryable=True))
+async def test_a_text_that_keeps_breaking_the_provider_is_retried_then_dead_lettered(
+        db, pool) -> None:
+    provider = FakeProvider(fail=lambda texts: ProviderError("server busy", retryable=True)
+                            if "b" in texts else None)
     handler, _, outbox = await handler_for(db, pool, provider, max_attempts=3)
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a'), (2, 'b')")
-    tasks = [task_for(handler.processor.pipeline, k) for k in (1, 2)]
+    tasks = [task_for(handler.runtime.pipeline, k) for k in (1, 2)]
 
     counts = await handler.handle([message(t, time.time()) for t in tasks])
 
-    assert provider.calls == 3 and counts.retried == 4 and counts.failed == 2
-    assert [(t, n) for t, n, _ in outbox.dead] == [(tasks[0], 3), (tasks[1], 3)]
+    assert (counts.written, counts.retried, counts.dead_lettered) == (1, 2, 1)
+    assert [(t, n) for t, n, _ in outbox.dead] == [(tasks[1], 3)]
     assert "server busy" in outbox.dead[0][2]
+
+
+async def test_an_outage_is_held_without_spending_attempts(db, pool) -> None:
+    down = iter([ProviderError("cannot connect (ConnectError)", retryable=True)] * 4)
+    provider = FakeProvider(fail=lambda texts: next(down, None))
+    handler, _, outbox = await handler_for(db, pool, provider, max_attempts=2)
+    await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a'), (2, 'b')")
+    tasks = [task_for(handler.runtime.pipeline, k) for k in (1, 2)]
+
+    counts = await handler.handle([message(t, time.time()) for t in tasks])
+
+    assert (counts.written, counts.retried, counts.dead_lettered, outbox.dead) == (2, 0, 0, [])
+    assert counts.errors >= 1 or handler.runtime.counters.errors >= 1
+
+
+async def test_rejected_credentials_pause_instead_of_dead_lettering(db, pool, caplog) -> None:
+    import asyncio
+
+    provider = FakeProvider(fail=lambda texts: ProviderError("authentication failed for "
+                                                             "provider custom"))
+    handler, _, outbox = await handler_for(db, pool, provider)
+    await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a')")
+
+    job = asyncio.ensure_future(handler.handle([message(task_for(handler.runtime.pipeline, 1),
+                                                        0.0)]))
+    await asyncio.sleep(1.0)
+    breaker = handler.runtime.provider.breaker
+    assert not job.done() and breaker.is_open and breaker.kind == "auth" and outbox.dead == []
+    [line] = [r for r in caplog.records if r.getMessage().startswith("paused:")]
+    assert line.levelname == "ERROR" and "rejected the credentials" in line.getMessage()
+
+    provider.fail = None  # the key is fixed on the provider's side
+    counts = await asyncio.wait_for(job, 10)
+    assert counts.written == 1 and outbox.dead == []
 
 
 async def test_a_failure_that_goes_away_is_written_on_the_retry(db, pool) -> None:
@@ -115,9 +159,9 @@ async def test_a_failure_that_goes_away_is_written_on_the_retry(db, pool) -> Non
     handler, _, outbox = await handler_for(db, pool, provider)
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a')")
 
-    counts = await handler.handle([message(task_for(handler.processor.pipeline, 1), 0.0)])
+    counts = await handler.handle([message(task_for(handler.runtime.pipeline, 1), 0.0)])
 
-    assert (counts.written, counts.retried, counts.failed, outbox.dead) == (1, 1, 0, [])
+    assert (counts.written, counts.retried, counts.dead_lettered, outbox.dead) == (1, 0, 0, [])
 
 
 async def test_a_bad_input_is_dead_lettered_at_once_and_the_rest_is_written(db, pool) -> None:
@@ -125,20 +169,43 @@ async def test_a_bad_input_is_dead_lettered_at_once_and_the_rest_is_written(db, 
                             else None)
     handler, _, outbox = await handler_for(db, pool, provider, max_attempts=5)
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'good'), (2, 'bad')")
-    tasks = [task_for(handler.processor.pipeline, k) for k in (1, 2)]
+    tasks = [task_for(handler.runtime.pipeline, k) for k in (1, 2)]
 
     counts = await handler.handle([message(t, 0.0) for t in tasks])
 
-    assert (counts.written, counts.failed, counts.retried) == (1, 1, 0)
+    assert (counts.written, counts.dead_lettered, counts.retried) == (1, 1, 0)
     assert [(t, n) for t, n, _ in outbox.dead] == [(tasks[1], 1)]
 
 
-async def test_an_unreadable_message_is_counted_and_the_batch_goes_on(db, pool) -> None:
-    handler, _, _ = await handler_for(db, pool, FakeProvider())
+@pytest.mark.parametrize("raw", [
+    b"{not json", b'{"v": 2, "pipeline": "docs"}', b'{"v": 1, "pipeline": "docs"}', b"",
+    b"\xff\xfe", b"[1, 2]",
+], ids=["bad-json", "v2", "missing-fields", "empty", "not-utf8", "not-an-object"])
+async def test_an_unreadable_message_is_dead_lettered_and_the_batch_goes_on(db, pool,
+                                                                           raw) -> None:
+    from v10r.stream.runtime import incoming
+
+    handler, _, outbox = await handler_for(db, pool, FakeProvider())
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a')")
-    broken = Incoming(raw=b"{not json", published_at=0.0, error="malformed task message")
+    broken = incoming(_Event(raw))
+    assert broken.task is None and broken.error
 
-    counts = await handler.handle([broken, message(task_for(handler.processor.pipeline, 1), 0.0)])
+    counts = await handler.handle([broken, message(task_for(handler.runtime.pipeline, 1), 0.0)])
 
-    assert (counts.failed, counts.written, counts.processed) == (1, 1, 1)
+    assert (counts.dead_lettered, counts.written, counts.processed) == (1, 1, 1)
+    assert outbox.dead == [(None, 1, broken.error)] and outbox.raw == [raw]
     assert handler.progress.batches == 1
+
+
+@dataclass
+class _Message:
+    headers: list
+    timestamp: float = 0.0
+
+
+class _Event:
+    """What `incoming` reads of a Faust event."""
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+        self.message = _Message([("attempts", b"oops")])

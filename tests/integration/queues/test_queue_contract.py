@@ -55,7 +55,7 @@ async def test_tasks_of_a_consumer_that_dies_before_acking_go_to_another(
     assert len(await collect(crashed, pipeline, 2)) == 2
 
     await crashed.close()  # gone without acking
-    survivor = await queue_factory(**({"min_idle": 0.2} if queue_factory.kind == "redis" else {}))
+    survivor = await queue_factory()
     redelivered = await collect(survivor, pipeline, 2)
 
     assert sorted(d.task.to_json() for d in redelivered) == sorted(t.to_json() for t in tasks)
@@ -64,14 +64,14 @@ async def test_tasks_of_a_consumer_that_dies_before_acking_go_to_another(
 
 async def test_retry_counts_attempts_then_dead_letters_and_replay_requeues(
         queue_factory: QueueFactory) -> None:
-    queue, pipeline = await queue_factory(max_attempts=2), queue_factory.pipeline
+    queue, pipeline = await queue_factory(), queue_factory.pipeline
     [task] = make_tasks(pipeline, [7])
     await queue.publish(pipeline, [task])
 
     [first] = await collect(queue, pipeline, 1)
     await queue.retry(pipeline, [first], "embedding server said 503")
     [second] = await collect(queue, pipeline, 1)
-    await queue.retry(pipeline, [second], "embedding server said 503 again")
+    await queue.dead_letter(pipeline, [second], "embedding server said 503 again")
 
     assert (first.attempts, second.attempts) == (1, 2)
     assert await queue.consume(pipeline, max_batch=10, timeout=0.5) == []
