@@ -83,7 +83,7 @@ async def test_markup_and_escapes_in_names_print_as_written(pg_dsn: str, tmp_pat
 
 async def test_a_hostile_provider_error_prints_as_written_in_dlq_list(setup: Setup) -> None:
     await seed(setup, 1)
-    setup.server.always = Reply.error(500, HOSTILE)
+    setup.server.always = Reply.error(400, HOSTILE)  # the input is refused: a dead letter
     worker = await start_cli(setup, "worker", str(setup.spec))
     try:
         async def dead() -> bool:

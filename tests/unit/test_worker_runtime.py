@@ -8,7 +8,13 @@ import random
 import asyncpg
 import pytest
 
-from v10r.errors import ConnectionFailed, PlanError, ProviderError
+from v10r.errors import (
+    ConnectionFailed,
+    PlanError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailable,
+)
 from v10r.providers.retry import OUTAGE_BACKOFF, Backoff
 from v10r.work.breaker import Breakers, failure_kind
 from v10r.work.core import BatchOutcome, Status, TaskOutcome
@@ -59,7 +65,8 @@ def test_counters_read_records_of_earlier_releases():
     (ProviderError("server error (HTTP 503)", retryable=True), "outage"),
     (ProviderError("rate limited (HTTP 429)", retryable=True, retry_after=3), "outage"),
     (ProviderError("request timed out", retryable=True), "outage"),
-    (ProviderError("authentication failed for provider openai"), "auth"),
+    (ProviderAuthError("authentication failed (HTTP 401)"), "auth"),
+    (ProviderUnavailable("cannot reach the provider"), "outage"),
     (ProviderError("request refused (HTTP 400): too long"), "task"),
     (ConnectionFailed("cannot connect to db"), "outage"),
     (asyncpg.PostgresConnectionError("gone"), "outage"),
@@ -72,11 +79,8 @@ def test_failures_are_classified_in_one_place(error, kind):
     assert failure_kind(error) == kind
 
 
-def test_a_provider_auth_error_class_is_auth_whatever_its_message():
-    class ProviderAuthError(ProviderError):
-        pass
-
-    assert failure_kind(ProviderAuthError("HTTP 403")) == "auth"
+def test_an_auth_error_is_auth_whatever_its_message_or_retry_flag():
+    assert failure_kind(ProviderAuthError("HTTP 403", retryable=True)) == "auth"
 
 
 @pytest.mark.parametrize("attempt", [0, 1, 5, 40, 10_000])

@@ -20,7 +20,7 @@ from tests.integration.work.conftest import (
     task_for,
     text_vector,
 )
-from v10r.errors import ProviderError
+from v10r.errors import ProviderAuthError, ProviderError
 from v10r.providers.retry import Backoff
 from v10r.queues.base import Delivery
 from v10r.stream.batch import BatchHandler, Incoming
@@ -135,7 +135,7 @@ async def test_an_outage_is_held_without_spending_attempts(db, pool) -> None:
 async def test_rejected_credentials_pause_instead_of_dead_lettering(db, pool, caplog) -> None:
     import asyncio
 
-    provider = FakeProvider(fail=lambda texts: ProviderError("authentication failed for "
+    provider = FakeProvider(fail=lambda texts: ProviderAuthError("authentication failed for "
                                                              "provider custom"))
     handler, _, outbox = await handler_for(db, pool, provider)
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a')")
