@@ -21,10 +21,10 @@ from v10r.listen.listener import Listener
 from v10r.listen.targets import Target
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.factory import create_provider
+from v10r.providers.retry import Backoff
 from v10r.queues.memory import MemoryQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.model import Pipeline
-from v10r.providers.retry import Backoff
 from v10r.work.runtime import PipelineRuntime
 from v10r.work.worker import PipelineWorker
 

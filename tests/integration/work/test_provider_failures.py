@@ -17,11 +17,11 @@ from tests.services.openai_server import OpenAIServer, Reply
 from v10r.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.factory import create_provider
+from v10r.providers.retry import Backoff
 from v10r.queues.memory import MemoryQueue
 from v10r.spec.model import Pipeline
-from v10r.work.core import BatchProcessor, Status
-from v10r.providers.retry import Backoff
 from v10r.work.breaker import Breakers
+from v10r.work.core import BatchProcessor, Status
 from v10r.work.runtime import PipelineRuntime
 from v10r.work.worker import PipelineWorker
 
