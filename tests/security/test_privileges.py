@@ -118,3 +118,15 @@ async def test_a_role_without_select_on_the_text_is_refused(roles: Roles, cli: C
             await privileges.require_reader(conn, names, pipeline="docs")
     finally:
         await conn.close()
+
+
+async def test_a_worker_whose_write_role_may_only_select_stops_at_start_with_the_grant(
+        roles: Roles, cli: Cli, tmp_path: Path) -> None:
+    """Through the real CLI: the in-process workers refuse to start, naming the GRANT,
+    instead of failing (and dead-lettering) every row."""
+    spec = await _applied(roles, cli, tmp_path)
+    await roles.admin("INSERT INTO public.docs (id, title, body) VALUES (1, 't', 'b')")
+    result = await cli("listen", spec, "--workers-in-process", "1", "--no-catchup",
+                       role="reader")
+    reader = roles.name("reader")
+    _assert_clear(result, reader, "GRANT UPDATE (body_embedding")

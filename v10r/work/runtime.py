@@ -164,8 +164,10 @@ class Runtime:
         """The pipeline's runtime; raises `ConnectionFailed`/`ProviderError`/`EnvError`
         when its database or provider cannot be set up."""
         read_pool, write_pool = await self._pools_for(pipeline)
+        names = names or await resolve_names(read_pool, pipeline)
+        await check_grants(pipeline, names, read_pool, write_pool)
         runtime = PipelineRuntime.build(
-            pipeline, names or await resolve_names(read_pool, pipeline), read_pool, write_pool,
+            pipeline, names, read_pool, write_pool,
             provider or self._provider(pipeline), breakers=self.breakers, counters=counters)
         self.pipelines[pipeline.name] = runtime
         return runtime
@@ -223,6 +225,20 @@ async def resolve_names(pool: asyncpg.Pool, pipeline: Pipeline) -> PipelineNames
         log.warning("pipeline %s is not applied yet; its tasks wait until `v10r apply` "
                     "creates its columns", pipeline.name)
     return state.names
+
+
+async def check_grants(pipeline: Pipeline, names: PipelineNames, read_pool: asyncpg.Pool,
+                       write_pool: asyncpg.Pool) -> None:
+    """A role without the GRANTs a worker needs is refused at start with the GRANT to run
+    (`PlanError`), instead of failing every batch row by row."""
+    from v10r.reconcile import privileges
+
+    async with write_pool.acquire() as conn:
+        await privileges.require_writer(conn, names, pipeline=pipeline.name)
+    async with read_pool.acquire() as conn:
+        await privileges.require_reader(conn, names,
+                                        [c.column for c in pipeline.source.filter],
+                                        pipeline=pipeline.name)
 
 
 async def _close_pool(pool: asyncpg.Pool) -> None:
