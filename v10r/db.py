@@ -121,10 +121,12 @@ async def connect_dsn(dsn: str, *, pipeline: str | None = None, timeout: float =
 
 
 async def connect(database: Database, role: Role = "write", *, pipeline: str | None = None,
-                  vector_codec: bool = True) -> asyncpg.Connection:
+                  vector_codec: bool = True,
+                  server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
     dsn = dsn_for(database, role, pipeline=pipeline)
+    extra = {"server_settings": server_settings} if server_settings else {}
     return await connect_dsn(dsn, pipeline=pipeline, vector_codec=vector_codec,
-                             **_connect_kwargs(database, dsn, pipeline))
+                             **_connect_kwargs(database, dsn, pipeline), **extra)
 
 
 async def create_pool(database: Database, role: Role = "write", *, pipeline: str | None = None,
