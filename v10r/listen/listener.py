@@ -38,6 +38,7 @@ from v10r.listen.payload import DropLog, InvalidNotification, dedup_key, read_no
 from v10r.listen.targets import Target
 from v10r.ops.metrics import Sample
 from v10r.queues.base import Queue
+from v10r.queues.connect import is_broker_outage
 from v10r.redact import mask_text
 from v10r.tasks import Task
 
@@ -324,7 +325,9 @@ class Listener:
             await self._wait_for_work()
             try:
                 await self._publish_all()
-            except RECOVERABLE as exc:
+            except Exception as exc:
+                if not _recoverable(exc):
+                    raise
                 state.set("down", f"publish failed ({_describe(exc)}); "
                           f"{self.buffered} task(s) kept, retrying", logging.WARNING)
                 await asyncio.sleep(backoff.next())
@@ -375,7 +378,9 @@ class Listener:
             return
         try:
             await asyncio.wait_for(self._publish_all(), self.settings.shutdown_timeout_s)
-        except (TimeoutError, *RECOVERABLE) as exc:
+        except Exception as exc:
+            if not _recoverable(exc):
+                raise
             log.error("%d task(s) could not be published before exit (%s); the next "
                       "catch-up scan will find those rows", self.buffered, _describe(exc))
 
@@ -394,7 +399,9 @@ class Listener:
                 result = await catch_up(targets, self.queue,
                                         page_size=self.settings.catchup_page_size,
                                         interactive=False)
-            except RECOVERABLE as exc:
+            except Exception as exc:
+                if not _recoverable(exc):
+                    raise
                 log.warning("catch-up scan failed (%s); will retry", _describe(exc))
                 self.request_scan(targets)
                 await asyncio.sleep(backoff.next())
@@ -403,6 +410,11 @@ class Listener:
             self.stats.catchups += 1
             self.stats.caught_up_rows += result.total
             await asyncio.sleep(self.settings.scan_gap_s)  # requests meanwhile: one scan
+
+
+def _recoverable(exc: BaseException) -> bool:
+    """A database or broker outage (kept and retried), not a bug (which stops the listener)."""
+    return isinstance(exc, RECOVERABLE) or is_broker_outage(exc)
 
 
 def _describe(exc: BaseException) -> str:
