@@ -97,6 +97,7 @@ async def test_sigkill_of_the_active_listener_under_load_loses_nothing(pg_dsn: s
                 await asyncio.sleep(0.2)
         print(f"\n{counts[0]} rows inserted, {counts[1]} updates; "
               f"standby active {takeover:.2f}s after SIGKILL; stale at the end: {stale}")
+        print("".join(second_lines))
         second.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(second.wait(), WAIT_S)
         await second._reader  # type: ignore[attr-defined]
