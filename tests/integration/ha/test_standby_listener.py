@@ -34,26 +34,28 @@ def fast(**overrides):
     return fast_settings(standby_poll_s=0.1, **overrides)
 
 
-async def test_second_listener_waits_and_takes_over_with_a_catch_up(make_table) -> None:
+@pytest.mark.parametrize("catchup", [True, False])
+async def test_second_listener_waits_and_takes_over_with_a_catch_up(make_table,
+                                                                    catchup: bool) -> None:
     table: Table = await make_table()
     name = table.pipeline.name
     first_queue, second_queue = MemoryQueue(), MemoryQueue()
-    first = Listener([table.target], first_queue, fast())
-    second = Listener([table.target], second_queue, fast())
+    settings = fast(catchup=catchup, catchup_interval_s=0.2 if catchup else None)
+    first = Listener([table.target], first_queue, settings)
+    second = Listener([table.target], second_queue, settings)
     async with started(second) as stop_second, started(first) as stop_first:
         await wait_until(lambda: first.listening.is_set() or second.listening.is_set())
         active, standby = (first, second) if first.listening.is_set() else (second, first)
-        await asyncio.sleep(0.5)  # the standby keeps trying, and keeps waiting
+        # The active one publishes these (no worker: they stay stale); the standby neither
+        # listens nor scans, however often its periodic scan is due.
+        await table.insert(range(1, 51))
+        await asyncio.sleep(0.6)
         assert not standby.listening.is_set()
-        if active is second:  # stop the active one, whichever it is
-            stop_second.set()
-        else:
-            stop_first.set()
-        await wait_until(lambda: not active.listening.is_set())
-        await table.insert(range(1, 51))  # nobody listens: only a scan finds these
+        assert standby.stats.catchups == 0 and standby.stats.published == 0
+        (stop_second if active is second else stop_first).set()
         await wait_until(lambda: standby.listening.is_set())
         queue = second_queue if standby is second else first_queue
-        ids = await collect_ids(queue, name, set(range(1, 51)))
+        ids = await collect_ids(queue, name, set(range(1, 51)))  # found by the takeover scan
     assert set(ids) == set(range(1, 51))
     assert standby.stats.takeovers == 1 and active.stats.takeovers == 0
 
