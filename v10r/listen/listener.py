@@ -33,7 +33,7 @@ from v10r.errors import PlanError, V10rError
 from v10r.keys import ColumnType, read_column_types
 from v10r.listen.catchup import DEFAULT_PAGE_SIZE, catch_up
 from v10r.listen.dedup import DEFAULT_MAX_KEYS, Deduplicator
-from v10r.listen.leader import KEEPALIVES, POLL_S, lead, lock_key
+from v10r.listen.leader import KEEPALIVES, POLL_S, Lead, lead, lock_key
 from v10r.listen.payload import DropLog, InvalidNotification, dedup_key, read_notification
 from v10r.listen.targets import Target
 from v10r.ops.metrics import Sample
@@ -220,7 +220,7 @@ class Listener:
             if not stop.is_set():
                 state.set("lost", "connection lost; reconnecting", logging.WARNING)
 
-    async def _open(self, lost: asyncio.Event, stop: asyncio.Event) -> str:
+    async def _open(self, lost: asyncio.Event, stop: asyncio.Event) -> Lead:
         """Connect, become the active listener (see `leader`), then LISTEN."""
         conn = await db.connect(self.database, "write", pipeline=self.targets[0].name,
                                 vector_codec=False, server_settings=KEEPALIVES)
