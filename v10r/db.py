@@ -7,9 +7,12 @@ vectors travel as binary (about 8x faster than text for batched writes).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import re
 import ssl as ssl_module
+import time
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -21,6 +24,8 @@ from v10r.spec import env
 from v10r.spec.model import Database
 
 Role = Literal["read", "write"]
+
+log = logging.getLogger(__name__)
 
 
 SSL_FILE_PARAMS = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
@@ -121,10 +126,63 @@ async def connect_dsn(dsn: str, *, pipeline: str | None = None, timeout: float =
 
 
 async def connect(database: Database, role: Role = "write", *, pipeline: str | None = None,
-                  vector_codec: bool = True) -> asyncpg.Connection:
+                  vector_codec: bool = True,
+                  server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
     dsn = dsn_for(database, role, pipeline=pipeline)
+    extra = {"server_settings": server_settings} if server_settings else {}
     return await connect_dsn(dsn, pipeline=pipeline, vector_codec=vector_codec,
-                             **_connect_kwargs(database, dsn, pipeline))
+                             **_connect_kwargs(database, dsn, pipeline), **extra)
+
+
+REPLICA_WAIT_S = 10.0  # how long a scan waits for a lagging replica before reading the primary
+
+_PRIMARY_LSN = "SELECT pg_catalog.pg_current_wal_lsn()"
+_REPLAYED = ("SELECT NOT pg_catalog.pg_is_in_recovery() OR pg_catalog.pg_last_wal_replay_lsn() "
+             "OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn")
+
+
+async def connect_caught_up(database: Database, *, pipeline: str | None = None,
+                            wait_s: float | None = None) -> asyncpg.Connection:
+    """A read connection that sees every commit made on the primary before this call.
+
+    Without `read_dsn` that is the primary. With one, the replica must first replay up
+    to the primary's current WAL position; one lagging longer than `wait_s` is passed
+    over for the primary (a scan that misses a row would leave it stale until the next
+    scan). A `read_dsn` that is not a standby (a read-only role) counts as caught up."""
+    if not database.read_dsn:
+        return await connect(database, "read", pipeline=pipeline, vector_codec=False)
+    wait_s = REPLICA_WAIT_S if wait_s is None else wait_s
+    primary = await connect(database, "write", pipeline=pipeline, vector_codec=False)
+    try:
+        position = await primary.fetchval(_PRIMARY_LSN)
+        replica = await connect(database, "read", pipeline=pipeline, vector_codec=False)
+    except BaseException:
+        primary.terminate()
+        raise
+    try:
+        caught_up = await _replayed(replica, position, wait_s)
+    except BaseException:
+        primary.terminate()
+        raise
+    chosen, other = (replica, primary) if caught_up else (primary, replica)
+    if chosen is primary:
+        log.warning("database %s: the replica has not replayed the primary's position %s "
+                    "after %g s; reading the primary instead", database.name, position, wait_s)
+    other.terminate()
+    return chosen
+
+
+async def _replayed(replica: asyncpg.Connection, position: object, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    try:
+        while not await replica.fetchval(_REPLAYED, position):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+    except BaseException:
+        replica.terminate()
+        raise
+    return True
 
 
 async def create_pool(database: Database, role: Role = "write", *, pipeline: str | None = None,

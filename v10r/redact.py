@@ -23,7 +23,7 @@ MASK = "****"
 
 # Keys whose value is a secret: libpq's `password`/`sslpassword`, and the usual API forms.
 _SECRET_KEY = re.compile(
-    r"(?:ssl)?password|passwd|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|"
+    r"(?:ssl|sentinel_)?password|passwd|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|"
     r"api[_-]?key|apikey|key|auth|authorization|sig|signature",
     re.IGNORECASE,
 )
@@ -38,7 +38,7 @@ _URL_IN_TEXT = re.compile(
     r"(?:\$\{[^}\s]{0,64}\}|[^\s:/@'\"${}=]){0,128}):"
     r"(?P<secret>[^\s@/'\"]{1,512})@(?=[\w\[\].${-])", re.IGNORECASE)
 _KV_IN_TEXT = re.compile(
-    r"(?P<head>\b(?:ssl)?password\s*=\s*|[?&;](?:ssl)?password=|"
+    r"(?P<head>\b(?:ssl|sentinel_)?password\s*=\s*|[?&;](?:ssl|sentinel_)?password=|"
     r"[?&;](?:api[_-]?key|apikey|key|token|access_token|secret|client_secret|sig)=)"
     r"(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&;'\"]+)", re.IGNORECASE)
 _HEADER_IN_TEXT = re.compile(

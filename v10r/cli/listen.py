@@ -48,6 +48,9 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
     On start, after every reconnect and every --catchup-interval, a catch-up scan
     enqueues rows whose vector is missing or stale, so changes made while the listener
     was down, or tasks lost downstream, are not lost.
+    Run two or more for the same specs and database for high availability: one is
+    active, the others wait as standbys and take over within seconds when it stops
+    (a PostgreSQL advisory lock held by the active listener's session).
     Exit codes: 0 stopped cleanly; 1 a pipeline is not applied, or the database or
     queue cannot be reached; 2 usage error.
     """

@@ -121,8 +121,7 @@ async def catch_up(targets: Sequence[Target], queue: Queue, *,
     show = sys.stderr.isatty() if interactive is None else interactive
     with progress_bar(show) as progress:
         for database, group in _by_database(targets):
-            conn = await db.connect(database, "read", pipeline=group[0].name,
-                                    vector_codec=False)
+            conn = await db.connect_caught_up(database, pipeline=group[0].name)
             try:
                 for target in group:
                     count = await scan_target(conn, target, queue, page_size=page_size,

@@ -5,7 +5,9 @@ channel, watch for loss, reconnect with exponential backoff), the flush loop (cl
 dedup windows, publish the outbox in batches) and the catch-up loop (scan for stale rows
 on start, after every reconnect and on `scan` notifications). NOTIFY is not durable, so
 every reconnect is followed by a catch-up scan: what was committed while the connection
-was down is found by its stale hash.
+was down is found by its stale hash. Before LISTEN, the connection's session takes the
+advisory lock of its pipeline set (`leader`): of several listeners, one is active and the
+others wait as standbys, until its session ends.
 
 Backpressure: when the outbox holds `max_buffer` tasks (the queue is slow or down), the
 listener stops reading its socket; PostgreSQL keeps the notifications queued server-side
@@ -31,10 +33,12 @@ from v10r.errors import PlanError, V10rError
 from v10r.keys import ColumnType, read_column_types
 from v10r.listen.catchup import DEFAULT_PAGE_SIZE, catch_up
 from v10r.listen.dedup import DEFAULT_MAX_KEYS, Deduplicator
+from v10r.listen.leader import KEEPALIVES, POLL_S, Lead, lead, lock_key
 from v10r.listen.payload import DropLog, InvalidNotification, dedup_key, read_notification
 from v10r.listen.targets import Target
 from v10r.ops.metrics import Sample
 from v10r.queues.base import Queue
+from v10r.queues.connect import is_broker_outage
 from v10r.redact import mask_text
 from v10r.tasks import Task
 
@@ -63,6 +67,7 @@ class ListenerSettings:
     catchup_page_size: int = DEFAULT_PAGE_SIZE
     dedup_max_keys: int = DEFAULT_MAX_KEYS
     shutdown_timeout_s: float = 10.0
+    standby_poll_s: float = POLL_S  # how often a standby tries to become active (leader.py)
 
 
 @dataclass
@@ -70,6 +75,7 @@ class ListenerStats:
     notifications: int = 0
     published: int = 0
     connections: int = 0
+    takeovers: int = 0
     catchups: int = 0
     caught_up_rows: int = 0
     bad_payloads: int = 0
@@ -135,6 +141,7 @@ class Listener:
         self._drops = DropLog(log.warning)
         self._paused = False
         self._last_publish = float("-inf")
+        self._lock_key = lock_key([t.name for t in self.targets])
 
     # ---- public -------------------------------------------------------------------
 
@@ -193,15 +200,18 @@ class Listener:
         while not stop.is_set():
             lost = asyncio.Event()
             try:
-                await self._open(lost)
+                role = await self._open(lost, stop)
             except RECOVERABLE as exc:
                 state.set("down", f"cannot listen ({_describe(exc)}); retrying with backoff",
                           logging.WARNING)
                 await _wait(stop, backoff.next())
                 continue
+            if role == "stopped":
+                break
             state.set("up", f"listening on {', '.join(sorted(self._channels))}")
             backoff.reset()
-            if self.settings.catchup or not first:
+            self.stats.takeovers += role == "took_over"
+            if self.settings.catchup or not first or role == "took_over":
                 self.request_scan()
             first = False
             await self._watch(lost, stop)
@@ -210,10 +220,15 @@ class Listener:
             if not stop.is_set():
                 state.set("lost", "connection lost; reconnecting", logging.WARNING)
 
-    async def _open(self, lost: asyncio.Event) -> None:
+    async def _open(self, lost: asyncio.Event, stop: asyncio.Event) -> Lead:
+        """Connect, become the active listener (see `leader`), then LISTEN."""
         conn = await db.connect(self.database, "write", pipeline=self.targets[0].name,
-                                vector_codec=False)
+                                vector_codec=False, server_settings=KEEPALIVES)
         try:
+            role = await lead(conn, self._lock_key, stop, poll_s=self.settings.standby_poll_s)
+            if role == "stopped":
+                conn.terminate()
+                return role
             await self._read_keys(conn)
             conn.add_termination_listener(lambda _c: lost.set())
             for channel in self._channels:
@@ -226,6 +241,7 @@ class Listener:
         self.stats.connections += 1
         self.listening.set()
         self._apply_backpressure()
+        return role
 
     async def _read_keys(self, conn: asyncpg.Connection) -> None:
         """Each pipeline's key columns and types, which notifications are checked against
@@ -309,7 +325,9 @@ class Listener:
             await self._wait_for_work()
             try:
                 await self._publish_all()
-            except RECOVERABLE as exc:
+            except Exception as exc:
+                if not _recoverable(exc):
+                    raise
                 state.set("down", f"publish failed ({_describe(exc)}); "
                           f"{self.buffered} task(s) kept, retrying", logging.WARNING)
                 await asyncio.sleep(backoff.next())
@@ -360,7 +378,9 @@ class Listener:
             return
         try:
             await asyncio.wait_for(self._publish_all(), self.settings.shutdown_timeout_s)
-        except (TimeoutError, *RECOVERABLE) as exc:
+        except Exception as exc:
+            if not _recoverable(exc):
+                raise
             log.error("%d task(s) could not be published before exit (%s); the next "
                       "catch-up scan will find those rows", self.buffered, _describe(exc))
 
@@ -372,13 +392,16 @@ class Listener:
             if not await _woken(self._scan_wake, self.settings.catchup_interval_s):
                 self._scan_requests.update(t.name for t in self.targets)  # periodic scan
             self._scan_wake.clear()
+            await self.listening.wait()  # a standby leaves scanning to the active listener
             names, self._scan_requests = self._scan_requests, set()
             targets = [t for t in self.targets if t.name in names]
             try:
                 result = await catch_up(targets, self.queue,
                                         page_size=self.settings.catchup_page_size,
                                         interactive=False)
-            except RECOVERABLE as exc:
+            except Exception as exc:
+                if not _recoverable(exc):
+                    raise
                 log.warning("catch-up scan failed (%s); will retry", _describe(exc))
                 self.request_scan(targets)
                 await asyncio.sleep(backoff.next())
@@ -387,6 +410,11 @@ class Listener:
             self.stats.catchups += 1
             self.stats.caught_up_rows += result.total
             await asyncio.sleep(self.settings.scan_gap_s)  # requests meanwhile: one scan
+
+
+def _recoverable(exc: BaseException) -> bool:
+    """A database or broker outage (kept and retried), not a bug (which stops the listener)."""
+    return isinstance(exc, RECOVERABLE) or is_broker_outage(exc)
 
 
 def _describe(exc: BaseException) -> str:
@@ -423,6 +451,7 @@ def listener_samples(listeners: Sequence[Listener]) -> list[Sample]:
                 ("caught_up_rows", "tasks published by catch-up scans"),
                 ("catchups", "catch-up scans run"),
                 ("connections", "database connections opened (1 + reconnects)"),
+                ("takeovers", "times this listener became active after waiting as a standby"),
                 ("bad_payloads", "notifications ignored: not from v10r's trigger, or no key")]
     samples = []
     for listener in listeners:
@@ -431,6 +460,9 @@ def listener_samples(listeners: Sequence[Listener]) -> list[Sample]:
                            labels=labels) for field, help in counters]
         samples += [
             Sample("listener_buffered_tasks", listener.buffered, "tasks waiting to be published",
+                   "gauge", labels),
+            Sample("listener_active", int(listener.listening.is_set()),
+                   "1 while this listener is the active one (0: standby or reconnecting)",
                    "gauge", labels),
             Sample("listener_paused", int(listener.paused),
                    "1 while reading notifications is paused (backpressure)", "gauge", labels),

@@ -72,9 +72,9 @@ def _limiter(embedding: Embedding, pipeline: str | None, redis_url: str | None) 
         return None
     shared = None
     if redis_url:
-        import redis.asyncio as redis
+        from v10r.redis_client import client_from_url
 
         key = f"v10r:ratelimit:{embedding.provider}:{embedding.model}"
-        shared = RedisWindow(redis.from_url(redis_url), key, requests_per_minute=rpm,
+        shared = RedisWindow(client_from_url(redis_url), key, requests_per_minute=rpm,
                              tokens_per_minute=tpm)
     return RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm, shared=shared)

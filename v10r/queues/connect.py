@@ -28,6 +28,19 @@ HINTS = {
 }
 
 
+# Broker clients raise their own exception trees (not `OSError`) when a broker goes away
+# or fails over; anything they raise is an outage to wait out, never a reason to exit.
+_CLIENT_PACKAGES = frozenset({"redis", "aio_pika", "aiormq", "pamqp", "aiokafka", "kafka"})
+
+
+def is_broker_outage(exc: BaseException) -> bool:
+    """Whether `exc` (from publishing or consuming) means the broker is unreachable,
+    failing over or refusing for now — as opposed to a bug, which must not be retried."""
+    if isinstance(exc, (OSError, TimeoutError, QueueError)):
+        return True
+    return type(exc).__module__.partition(".")[0] in _CLIENT_PACKAGES
+
+
 def consumer_name() -> str:
     """Unique per process and instance, so two workers never share pending entries."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"

@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from v10r.queues.base import DeadLetter, Delivery, read_dead_letter, read_delivery
 from v10r.queues.connect import consumer_name, within
+from v10r.redis_client import client_from_url
 from v10r.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ GROUP = "v10r-workers"
 RECLAIM_EVERY = 1.0  # seconds between looks for dead consumers while a consume waits
 DEAD_AFTER = 3.0  # a consumer whose liveness key is this old is presumed dead
 SOCKET_TIMEOUT = 15.0
+
+
+async def _client(url: str) -> aioredis.Redis:
+    """Plain or Sentinel (`redis+sentinel://`); a bad URL becomes a masked `QueueError`."""
+    return client_from_url(url, socket_connect_timeout=5, socket_timeout=SOCKET_TIMEOUT)
 
 
 def task_stream(pipeline: str) -> str:
@@ -75,8 +81,7 @@ class RedisQueue:
 
     async def start(self) -> None:
         # A read never waits forever on a stalled server (a blocking read waits ≤ 1 s).
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=5,
-                                        socket_timeout=SOCKET_TIMEOUT)
+        self._redis = await within("redis", self.url, _client(self.url))
         await within("redis", self.url, self._redis.ping())
         for pipeline in self.pipelines:
             await self._ensure_group(pipeline)

@@ -78,7 +78,8 @@ class Database(_Spec):
     read_dsn: str | None = Field(
         None,
         description="Optional connection URI for reads (fetching rows, catch-up scans), "
-        "e.g. a read-only user or a replica.",
+        "e.g. a read-only user or a streaming replica. LISTEN and writes always use `dsn`; "
+        "rows a lagging replica cannot settle are read again from `dsn`.",
         examples=["${DATABASE_READ_URL}"],
     )
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (

@@ -121,11 +121,17 @@ class BatchProcessor:
         rows = self._rows(tasks, outcomes, statements.keys)
         embedded = 0
         if rows:
-            await self._fetch(statements, rows)
-            pending = await asyncio.to_thread(self._hash_and_select, rows)
-            live = any(tasks[i].origin == "live" for row in pending for i in row.tasks)
-            embedded = await self._embed(pending, "live" if live else "backfill")
-            await self._write(statements, rows)
+            embedded = await self._settle(statements, rows, tasks, self.read_pool)
+        if rows and self.read_pool is not self.write_pool:
+            # A replica may lag: a row it showed as gone, unchanged or superseded is read
+            # again from the primary, once (a newer change after that has its own task).
+            again = [i for i, r in enumerate(rows) if r.error is None
+                     and r.status is not Status.WRITTEN]
+            for i in again:
+                rows[i] = _Row(rows[i].key, rows[i].tasks)
+            if again:
+                embedded += await self._settle(statements, [rows[i] for i in again], tasks,
+                                               self.write_pool)
         for row in rows:
             outcome = _outcome(row)
             for index in row.tasks:
@@ -133,6 +139,16 @@ class BatchProcessor:
         down = next((r.error for r in rows if isinstance(r.error, ProviderUnavailable)), None)
         return BatchOutcome([o or TaskOutcome(Status.FAILED, "not processed") for o in outcomes],
                             embedded, down)
+
+    async def _settle(self, statements: sql.Statements, rows: list[_Row],
+                      tasks: Sequence[Task], pool: asyncpg.Pool) -> int:
+        """Fetch from `pool`, embed what changed, guarded write; the rows embedded."""
+        await self._fetch(statements, rows, pool)
+        pending = await asyncio.to_thread(self._hash_and_select, rows)
+        live = any(tasks[i].origin == "live" for row in pending for i in row.tasks)
+        embedded = await self._embed(pending, "live" if live else "backfill")
+        await self._write(statements, rows)
+        return embedded
 
     def _rows(self, tasks: Sequence[Task], outcomes: list[TaskOutcome | None],
               keys: Sequence[ColumnType]) -> list[_Row]:
@@ -169,10 +185,11 @@ class BatchProcessor:
             self._statements = sql.statements(self.pipeline, self.names, keys, vector)
         return self._statements
 
-    async def _fetch(self, statements: sql.Statements, rows: list[_Row]) -> None:
+    async def _fetch(self, statements: sql.Statements, rows: list[_Row],
+                     pool: asyncpg.Pool) -> None:
         """Read the batch's rows in one query. A key that does not cast to its column's
         type (a forged or corrupted task) fails only itself: it is found and the rest read."""
-        async with self.read_pool.acquire() as conn:
+        async with pool.acquire() as conn:
             try:
                 records = await self._read(conn, statements, rows)
             except _BAD_KEY_ERRORS:
