@@ -109,7 +109,8 @@ class Resources:
             try:
                 async with self._lock:
                     if pipeline.name not in self.handlers:
-                        runtime = self._runtime = self._runtime or Runtime(self._stack)
+                        runtime = self._runtime = self._runtime or Runtime(
+                            self._stack, pool_size=self.settings.concurrency + 1)
                         self.handlers[pipeline.name] = BatchHandler(
                             await runtime.open(pipeline), ledger, outbox, self.settings)
             except DATABASE_ERRORS as exc:
