@@ -11,9 +11,13 @@ by one batched `UPDATE … FROM unnest` loop over one connection (binary codec) 
 fastest these writes can land. ratio = pipeline / baseline (targets: ≥ 0.5 on memory
 and redis, ≥ 0.3 on kafka).
 
+With `--faust 1,2`, the Kafka path as deployed is measured too: the listener here and
+1, 2 `faust -A v10r worker` processes, an instant OpenAI-compatible HTTP server as the
+provider, and the CPU time of each worker process per row.
+
     .venv/bin/python bench/pipeline.py [--rows N] [--queues memory,redis,rabbitmq,kafka]
                                        [--workers 1,2,4] [--provider deterministic|precomputed]
-                                       [--quick] [--json]
+                                       [--faust 1,2] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import _faust
 import _harness as h
 import asyncpg
 
@@ -52,6 +57,35 @@ async def run_case(svc: h.Services, kind: str, workers: int, rows: int,
     return results
 
 
+async def run_faust_case(svc: h.Services, workers: int, rows: int) -> list[dict[str, Any]]:
+    """Insert then update `rows` rows through `workers` Faust worker processes."""
+    conn = await asyncpg.connect(svc.dsn)
+    results = []
+    try:
+        with _faust.http_provider() as server:
+            async with _faust.faust_pipeline(svc, server, workers) as stack:
+                await _faust.warm_up(stack, conn, 0)
+                for op in ("insert", "update"):
+                    since = await stack.since(conn)
+                    cpu = stack.cpu_seconds()
+                    async with conn.transaction():
+                        ids = range(1, rows + 1)
+                        await (h.insert_rows if op == "insert" else h.update_rows)(
+                            conn, stack.table, ids)
+                        committed = time.perf_counter()
+                    done = await stack.wait_written(conn, since, rows, max(60.0, rows / 100))
+                    used = [after - before for after, before in zip(stack.cpu_seconds(), cpu,
+                                                                   strict=True)]
+                    seconds = done - committed
+                    results.append({"queue": "faust", "workers": workers, "op": op,
+                                    "rows": rows, "provider": "http", "seconds": round(seconds, 3),
+                                    "rows_per_s": round(rows / seconds, 1),
+                                    "worker_cpu_us_per_row": [round(u / rows * 1e6) for u in used]})
+    finally:
+        await conn.close()
+    return results
+
+
 async def timed_commit(svc: h.Services, stack: h.Stack, conn: asyncpg.Connection, table: str,
                        op: str, rows: int) -> tuple[float, dict[str, float]]:
     """Seconds from COMMIT of `rows` changes until their vectors are written, and the
@@ -76,7 +110,8 @@ async def run(args: Any) -> dict[str, Any]:
     queues = h.parse_list(args.queues or ("memory,redis" if args.quick else ",".join(h.QUEUES)),
                           h.QUEUES)
     workers = [int(w) for w in h.parse_list(args.workers or ("1" if args.quick else "1,2,4"))]
-    async with h.services(kafka="kafka" in queues) as svc:
+    faust = [int(w) for w in h.parse_list(args.faust or "")]
+    async with h.services(kafka="kafka" in queues or bool(faust)) as svc:
         baseline = [await h.baseline_write(svc.dsn, rows)]
         results = []
         for kind in queues:
@@ -86,6 +121,12 @@ async def run(args: Any) -> dict[str, Any]:
                 except (TimeoutError, V10rError) as exc:  # one stuck case must not sink the run
                     results.append({"queue": kind, "workers": count, "op": "insert+update",
                                     "rows": rows, "error": str(exc)})
+        for count in faust:
+            try:
+                results += await run_faust_case(svc, count, rows)
+            except (TimeoutError, V10rError) as exc:
+                results.append({"queue": "faust", "workers": count, "op": "insert+update",
+                                "rows": rows, "error": str(exc)})
         baseline.append(await h.baseline_write(svc.dsn, rows))
         versions = await h.server_versions(svc.dsn)
     best = max(baseline)
@@ -114,10 +155,11 @@ def render(report: Mapping[str, Any]) -> None:
             table.add_row(r["queue"], str(r["workers"]), r["op"], "—", "failed: " + r["error"],
                           "", "", "", "")
             continue
+        cpu = (f"{r['v10r_cpu_pct']:.0f}%" if "v10r_cpu_pct" in r else
+               " + ".join(f"{u} µs/row" for u in r["worker_cpu_us_per_row"]))
         table.add_row(r["queue"], str(r["workers"]), r["op"], f"{r['seconds']:.2f}",
                       f"{r['rows_per_s']:,.0f}", f"{r['baseline_rows_per_s']:,.0f}",
-                      f"{r['ratio']:.2f}", f"{r['v10r_cpu_pct']:.0f}%",
-                      f"{r['postgres_cpu_pct']:.0f}%")
+                      f"{r['ratio']:.2f}", cpu, f"{r.get('postgres_cpu_pct', 0):.0f}%")
     Console(width=160).print(table)
 
 
@@ -126,6 +168,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="rows per case (default 20000)")
     parser.add_argument("--queues", default=None, help="comma-separated queue kinds")
     parser.add_argument("--workers", default=None, help="comma-separated worker counts")
+    parser.add_argument("--faust", default=None,
+                        help="comma-separated counts of `faust -A v10r worker` processes")
     parser.add_argument("--provider", default="deterministic",
                         choices=("deterministic", "precomputed"),
                         help="precomputed: the deterministic vectors, computed before the "

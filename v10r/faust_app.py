@@ -77,11 +77,12 @@ def _declare(pipeline: Pipeline) -> None:
                       partitions=count)
     outbox = TopicOutbox(tasks, app.topic(dlq_topic(name), key_serializer="raw",
                                           value_serializer="raw", partitions=count))
-    seen = app.Table(f"seen-{name}", default=float, partitions=count, use_partitioner=True,
-                     help="when each row was last fetched").tumbling(
-        settings.dedup_window_s, expires=settings.dedup_window_s).relative_to_now()
+    seen = app.Table(f"seen-{name}", partitions=count, use_partitioner=True,
+                     help="the rows each recent batch fetched, and when")
     ledger = TableLedger(seen)
-    batch_size = settings.batch_size or pipeline.embedding.batch_size
+    # Enough for every provider request the pipeline may have in flight at once.
+    embedding = pipeline.embedding
+    batch_size = settings.batch_size or embedding.batch_size * embedding.max_concurrency
 
     async def process(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=settings.batch_within_s):
