@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from v10r.work.runtime import Runtime
 log = logging.getLogger(__name__)
 
 LEDGER_SLOTS = 2048  # batches the dedup ledger remembers per pipeline
+LEDGER_FUTURE_S = 60.0  # clock skew tolerated in a recovered entry
 
 
 class TableLedger:
@@ -77,17 +79,30 @@ class TableLedger:
             if fetched_at > index.get(key, 0.0):
                 index[key] = fetched_at
 
-    def _forget(self, entry: Mapping[str, Any]) -> None:
-        at = entry.get("at")
-        for key in entry.get("keys") or ():
+    def _forget(self, entry: Any) -> None:
+        at, keys = _batch_entry(entry)
+        for key in keys:
             if self._index.get(key) == at:
                 del self._index[key]
 
     def _rebuild(self) -> None:
         self._index, self._stale = {}, False
-        for _, entry in self.table.items():
-            if isinstance(entry, Mapping):
-                self._remember(entry.get("keys") or (), float(entry.get("at") or 0.0))
+        for entry in self.table.values():
+            at, keys = _batch_entry(entry)
+            self._remember(keys, at)
+
+
+def _batch_entry(entry: Any) -> tuple[float, list[str]]:
+    """(fetch time, row keys) of a ledger entry; nothing from one that is malformed or
+    claims a fetch in the future, which would skip the rows' tasks (the changelog topic
+    is writable by other clients of the broker)."""
+    if not isinstance(entry, Mapping):
+        return 0.0, []
+    at, keys = entry.get("at"), entry.get("keys")
+    if (isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(keys, list)
+            or not math.isfinite(at) or at > time.time() + LEDGER_FUTURE_S):
+        return 0.0, []
+    return float(at), [key for key in keys if isinstance(key, str)]
 
 
 class TopicOutbox:
