@@ -18,6 +18,8 @@ from v10r.stream.progress import total
 from v10r.stream.settings import FaustSettings
 from v10r.work.settle import Counters
 
+pytestmark = pytest.mark.integration
+
 PROBE = """
 import json, v10r
 app = v10r.app
