@@ -3,7 +3,9 @@
 Rows are inserted one per transaction at `--rate` rows/s for `--seconds`; a trigger
 added to the benchmark's table sends a NOTIFY when the row's vector is written, so the
 moment of visibility is observed by a LISTEN connection instead of a polling loop.
-Listener and one worker loop run in this process with the deterministic provider.
+Listener and one worker loop run in this process with the deterministic provider; the
+`faust` case runs the listener here and one `faust -A v10r worker` process, with an
+instant OpenAI-compatible HTTP server as the provider (target p50 < 20 ms, p99 < 50 ms).
 Baseline, in the same run: the raw round trip of one INSERT + one SELECT of that row —
 the least any "write, then see it" path can cost. Targets: p50 < 10 ms, p99 < 50 ms on
 memory and redis.
@@ -18,11 +20,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import _faust
 import _harness as h
 import asyncpg
 
 from v10r.spec.identifiers import quote_ident, quote_literal
 
+KINDS = (*h.QUEUES, "faust")  # faust: kafka with `faust -A v10r worker`
 SEEN_FUNCTION = """
 CREATE OR REPLACE FUNCTION bench_seen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -80,6 +84,32 @@ async def run_queue(svc: h.Services, kind: str, rate: float, count: int) -> list
     return [seen[i] - committed[i] for i in committed if i in seen]
 
 
+async def run_faust(svc: h.Services, rate: float, count: int) -> list[float]:
+    """Latencies (seconds) of `count` single-row inserts through one Faust worker."""
+    with _faust.http_provider() as server:
+        async with _faust.faust_pipeline(svc, server, workers=1) as stack:
+            watcher, writer = await asyncpg.connect(svc.dsn), await asyncpg.connect(svc.dsn)
+            committed: dict[int, float] = {}
+            seen: dict[int, float] = {}
+            try:
+                await _faust.warm_up(stack, writer, 0)
+                await watch_writes(watcher, stack.table, seen)
+
+                async def insert(i: int) -> None:
+                    await writer.execute(f"INSERT INTO {quote_ident(stack.table)} (id, body) "
+                                         "VALUES ($1, $2)", i + 1, h.row_text(i + 1))
+                    committed[i + 1] = time.perf_counter()
+
+                await paced(rate, count, insert)
+                deadline = time.monotonic() + 60
+                while len(seen) < count and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+            finally:
+                await watcher.close()
+                await writer.close()
+    return [seen[i] - committed[i] for i in committed if i in seen]
+
+
 async def round_trips(dsn: str, rate: float, count: int) -> list[float]:
     """Baseline: INSERT one row, then SELECT it, at the same pace."""
     table = h.unique("rt")
@@ -111,18 +141,21 @@ async def run(args: Any) -> dict[str, Any]:
     rate = args.rate
     seconds = args.seconds or (1.0 if args.quick else 10.0)
     count = max(1, round(rate * seconds))
-    queues = h.parse_list(args.queues or ("memory,redis" if args.quick else ",".join(h.QUEUES)),
-                          h.QUEUES)
-    async with h.services(kafka="kafka" in queues) as svc:
+    queues = h.parse_list(args.queues or ("memory,redis" if args.quick else ",".join(KINDS)),
+                          KINDS)
+    async with h.services(kafka=bool({"kafka", "faust"} & set(queues))) as svc:
         baseline = summary(await round_trips(svc.dsn, rate, count))
         results = []
         for kind in queues:
-            result = {"queue": kind, **summary(await run_queue(svc, kind, rate, count))}
+            latencies = await (run_faust(svc, rate, count) if kind == "faust"
+                               else run_queue(svc, kind, rate, count))
+            result = {"queue": kind, **summary(latencies)}
             result["p50_over_baseline_ms"] = round(result["p50_ms"] - baseline["p50_ms"], 2)
             results.append(result)
         versions = await h.server_versions(svc.dsn)
     return {"benchmark": "latency", "quick": args.quick, "rate_per_s": rate,
-            "seconds": seconds, "rows": count, "provider": "deterministic",
+            "seconds": seconds, "rows": count,
+            "provider": "deterministic (faust: instant HTTP server)",
             "baseline": {"what": "INSERT + SELECT round trip", **baseline},
             "machine": h.machine() | versions, "results": results}
 

@@ -11,18 +11,24 @@ by one batched `UPDATE … FROM unnest` loop over one connection (binary codec) 
 fastest these writes can land. ratio = pipeline / baseline (targets: ≥ 0.5 on memory
 and redis, ≥ 0.3 on kafka).
 
+With `--faust 1,2`, the Kafka path as deployed is measured too: the listener here and
+1, 2 `faust -A v10r worker` processes, an instant OpenAI-compatible HTTP server as the
+provider, and the CPU time of each worker process per row.
+
     .venv/bin/python bench/pipeline.py [--rows N] [--queues memory,redis,rabbitmq,kafka]
                                        [--workers 1,2,4] [--provider deterministic|precomputed]
-                                       [--quick] [--json]
+                                       [--faust 1,2] [--quick] [--json]
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import _faust
 import _harness as h
 import asyncpg
 
@@ -52,6 +58,69 @@ async def run_case(svc: h.Services, kind: str, workers: int, rows: int,
     return results
 
 
+async def run_faust_case(svc: h.Services, workers: int, rows: int,
+                         delay_s: float = 0.0) -> list[dict[str, Any]]:
+    """Insert then update `rows` rows through `workers` Faust worker processes."""
+    conn = await asyncpg.connect(svc.dsn)
+    results = []
+    try:
+        with _faust.http_provider(delay_s) as server:
+            async with _faust.faust_pipeline(svc, server, workers) as stack:
+                await _faust.warm_up(stack, conn, 0)
+                for op in ("insert", "update"):
+                    since = await stack.since(conn)
+                    cpu = stack.cpu_seconds()
+                    meter = h.CpuMeter(svc.pg)  # this process: the listener and the server
+                    async with conn.transaction():
+                        ids = range(1, rows + 1)
+                        await (h.insert_rows if op == "insert" else h.update_rows)(
+                            conn, stack.table, ids)
+                        committed = time.perf_counter()
+                    done = await stack.wait_written(conn, since, rows, max(60.0, rows / 100))
+                    used = [after - before for after, before in zip(stack.cpu_seconds(), cpu,
+                                                                   strict=True)]
+                    seconds = done - committed
+                    results.append({"queue": "faust", "workers": workers, "op": op,
+                                    "rows": rows, "provider": f"http +{delay_s:g}s",
+                                    "seconds": round(seconds, 3),
+                                    "rows_per_s": round(rows / seconds, 1),
+                                    "worker_cpu_us_per_row": [round(u / rows * 1e6) for u in used],
+                                    **meter.percent(seconds)})
+    finally:
+        await conn.close()
+    return results
+
+
+async def run_slow_provider_case(svc: h.Services, rows: int, delay_s: float) -> dict[str, Any]:
+    """One worker loop on the memory queue, the HTTP provider answering after `delay_s`:
+    rows/s against what the requests in flight allow (max_concurrency × batch / delay)."""
+    from v10r.providers.factory import create_provider
+
+    table = h.unique("slow")
+    await h.create_table(svc.dsn, table)
+    with _faust.http_provider(delay_s) as server:
+        pipeline = h.make_pipeline(svc.dsn, table, "memory")
+        embedding = pipeline.embedding.model_copy(update={"base_url": server.url})
+        pipeline = pipeline.model_copy(update={"embedding": embedding})
+        target = await h.apply(pipeline)
+        provider = create_provider(embedding, pipeline=pipeline.name)
+        conn = await asyncpg.connect(svc.dsn)
+        try:
+            async with h.running(target, "memory", svc, workers=1, provider=provider) as stack:
+                await h.warm_up(stack, conn, table, 0)
+                seconds, _ = await timed_commit(svc, stack, conn, table, "insert", rows)
+        finally:
+            await conn.close()
+            await provider.aclose()
+    concurrency = getattr(embedding, "max_concurrency", 1)
+    bound = concurrency * embedding.batch_size / delay_s
+    return {"queue": "memory", "workers": 1, "op": "insert", "rows": rows,
+            "provider": f"http +{delay_s:g}s", "max_concurrency": concurrency,
+            "batch_size": embedding.batch_size, "seconds": round(seconds, 3),
+            "rows_per_s": round(rows / seconds, 1), "bound_rows_per_s": round(bound, 1),
+            "of_bound": round(rows / seconds / bound, 3)}
+
+
 async def timed_commit(svc: h.Services, stack: h.Stack, conn: asyncpg.Connection, table: str,
                        op: str, rows: int) -> tuple[float, dict[str, float]]:
     """Seconds from COMMIT of `rows` changes until their vectors are written, and the
@@ -76,7 +145,8 @@ async def run(args: Any) -> dict[str, Any]:
     queues = h.parse_list(args.queues or ("memory,redis" if args.quick else ",".join(h.QUEUES)),
                           h.QUEUES)
     workers = [int(w) for w in h.parse_list(args.workers or ("1" if args.quick else "1,2,4"))]
-    async with h.services(kafka="kafka" in queues) as svc:
+    faust = [int(w) for w in h.parse_list(args.faust or "")]
+    async with h.services(kafka="kafka" in queues or bool(faust)) as svc:
         baseline = [await h.baseline_write(svc.dsn, rows)]
         results = []
         for kind in queues:
@@ -86,6 +156,19 @@ async def run(args: Any) -> dict[str, Any]:
                 except (TimeoutError, V10rError) as exc:  # one stuck case must not sink the run
                     results.append({"queue": kind, "workers": count, "op": "insert+update",
                                     "rows": rows, "error": str(exc)})
+        if args.http_delay:
+            slow = await run_slow_provider_case(svc, rows, args.http_delay)
+            print(f"one worker loop, provider +{args.http_delay:g}s: {slow['rows_per_s']:,.0f} "
+                  f"rows/s = {slow['of_bound']:.2f} of {slow['bound_rows_per_s']:,.0f} "
+                  f"(max_concurrency {slow['max_concurrency']} × batch "
+                  f"{slow['batch_size']} / delay)", file=sys.stderr)
+            results.append(slow)
+        for count in faust:
+            try:
+                results += await run_faust_case(svc, count, rows, args.http_delay)
+            except (TimeoutError, V10rError) as exc:
+                results.append({"queue": "faust", "workers": count, "op": "insert+update",
+                                "rows": rows, "error": str(exc)})
         baseline.append(await h.baseline_write(svc.dsn, rows))
         versions = await h.server_versions(svc.dsn)
     best = max(baseline)
@@ -114,10 +197,11 @@ def render(report: Mapping[str, Any]) -> None:
             table.add_row(r["queue"], str(r["workers"]), r["op"], "—", "failed: " + r["error"],
                           "", "", "", "")
             continue
+        cpu = " + ".join([f"{r['v10r_cpu_pct']:.0f}%"] * ("v10r_cpu_pct" in r) + [
+            f"{u} µs/row" for u in r.get("worker_cpu_us_per_row", [])])
         table.add_row(r["queue"], str(r["workers"]), r["op"], f"{r['seconds']:.2f}",
                       f"{r['rows_per_s']:,.0f}", f"{r['baseline_rows_per_s']:,.0f}",
-                      f"{r['ratio']:.2f}", f"{r['v10r_cpu_pct']:.0f}%",
-                      f"{r['postgres_cpu_pct']:.0f}%")
+                      f"{r['ratio']:.2f}", cpu, f"{r.get('postgres_cpu_pct', 0):.0f}%")
     Console(width=160).print(table)
 
 
@@ -126,6 +210,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="rows per case (default 20000)")
     parser.add_argument("--queues", default=None, help="comma-separated queue kinds")
     parser.add_argument("--workers", default=None, help="comma-separated worker counts")
+    parser.add_argument("--faust", default=None,
+                        help="comma-separated counts of `faust -A v10r worker` processes")
+    parser.add_argument("--http-delay", type=float, default=0.0,
+                        help="seconds the HTTP provider takes per request (faust cases), "
+                        "and a one-loop case against max_concurrency × batch / delay")
     parser.add_argument("--provider", default="deterministic",
                         choices=("deterministic", "precomputed"),
                         help="precomputed: the deterministic vectors, computed before the "

@@ -5,7 +5,7 @@ declarations happen here (topics, tables, agents), nothing connects until the wo
 starts. See `v10r.stream.settings` for the environment variables.
 
 Per pipeline: agent on `v10r.tasks.<pipeline>` → dedup (table `seen-<pipeline>`) →
-`stream.take_events` batch → processing core → retries → `v10r.dlq.<pipeline>`;
+`stream.take_events` batch (`concurrency` of them in flight) → processing core → retries → `v10r.dlq.<pipeline>`;
 counters in table `progress`. Faust acks a batch's events when the loop body returns,
 that is after the write (or the dead-letter send) of every task in it.
 """
@@ -24,6 +24,7 @@ from v10r.queues.factory import kafka_bootstrap
 from v10r.queues.kafka import dlq_topic, task_topic
 from v10r.spec.load import load_pipelines
 from v10r.spec.model import Pipeline
+from v10r.stream.consumer import FetchWaitTransport
 from v10r.stream.progress import PROGRESS_TABLE, progress_key, total
 from v10r.stream.runtime import Resources, TableLedger, TopicOutbox, incoming
 from v10r.stream.settings import FaustSettings
@@ -55,6 +56,9 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     producer_max_batch_size=settings.producer_max_batch_bytes,
 )
+# Before any topic is declared: declaring one builds the transport.
+app.transport = FetchWaitTransport(app.conf.broker_consumer, app,
+                                   fetch_wait_ms=settings.fetch_wait_ms)
 
 progress_table = app.Table(PROGRESS_TABLE, default=dict, partitions=partitions,
                            use_partitioner=True,
@@ -73,17 +77,18 @@ def _declare(pipeline: Pipeline) -> None:
                       partitions=count)
     outbox = TopicOutbox(tasks, app.topic(dlq_topic(name), key_serializer="raw",
                                           value_serializer="raw", partitions=count))
-    seen = app.Table(f"seen-{name}", default=float, partitions=count, use_partitioner=True,
-                     help="when each row was last fetched").tumbling(
-        settings.dedup_window_s, expires=settings.dedup_window_s).relative_to_now()
+    seen = app.Table(f"seen-{name}", partitions=count, use_partitioner=True,
+                     help="the rows each recent batch fetched, and when")
     ledger = TableLedger(seen)
-    batch_size = settings.batch_size or pipeline.embedding.batch_size
+    # Enough for every provider request the pipeline may have in flight at once.
+    embedding = pipeline.embedding
+    batch_size = settings.batch_size or embedding.batch_size * embedding.max_concurrency
 
     async def process(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=settings.batch_within_s):
             await _settle(pipeline, [incoming(e) for e in events], ledger, outbox)
 
-    app.agent(tasks, name=f"v10r.agent.{name}")(process)
+    app.agent(tasks, name=f"v10r.agent.{name}", concurrency=settings.concurrency)(process)
 
 
 async def _settle(pipeline: Pipeline, messages: list[Any], ledger: TableLedger,

@@ -47,3 +47,51 @@ def test_limits_must_be_positive():
 
 def test_clip_cuts_only_long_texts():
     assert clip(["abc", "abcdef", ""], 4) == ["abc", "abcd", ""]
+
+
+async def test_in_flight_keeps_order_and_never_exceeds_its_limit():
+    import asyncio
+
+    from v10r.providers.batching import in_flight
+
+    running, peak = 0, 0
+
+    def call(i: int):
+        async def run() -> int:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            for _ in range(10 - i):  # later calls finish first
+                await asyncio.sleep(0)
+            running -= 1
+            return i
+        return run
+
+    assert await in_flight([call(i) for i in range(10)], 3) == list(range(10))
+    assert peak == 3
+    assert await in_flight([], 3) == []
+
+
+async def test_in_flight_raises_the_first_failure_and_cancels_the_rest():
+    import asyncio
+
+    from v10r.providers.batching import in_flight
+
+    started, cancelled = [], []
+
+    def call(i: int):
+        async def run() -> int:
+            started.append(i)
+            if i == 1:
+                raise KeyError("refused")
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(i)
+                raise
+            return i
+        return run
+
+    with pytest.raises(KeyError, match="refused"):
+        await in_flight([call(i) for i in range(6)], 3)
+    assert started == [0, 1, 2, 3] and sorted(cancelled) == [0, 2, 3]

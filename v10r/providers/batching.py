@@ -6,9 +6,13 @@ by a table, and providers only implement "call the API once".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 Batch = tuple[int, ...]  # indices into the caller's list of texts
 
@@ -55,3 +59,31 @@ def assemble(batches: Sequence[Batch], results: Sequence[np.ndarray], dimensions
 def clip(texts: Sequence[str], max_chars: int) -> list[str]:
     """Texts cut to the provider's longest accepted input."""
     return [text if len(text) <= max_chars else text[:max_chars] for text in texts]
+
+
+async def in_flight(calls: Sequence[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Every call's result in order, with at most `limit` running at once.
+
+    The first failure cancels the calls still running and is raised as it is, so a
+    caller sees the same error types as from one call at a time.
+    """
+    if limit <= 1 or len(calls) <= 1:
+        return [await call() for call in calls]
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    tasks = [asyncio.ensure_future(gated(call)) for call in calls]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((t for t in tasks if t in done and not t.cancelled()
+                       and t.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
+        return [t.result() for t in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -60,7 +60,7 @@ def _http(embedding: Embedding, pipeline: str | None,
         base_url=expand(embedding.base_url, what=f"{what}.base_url", pipeline=pipeline),
         api_key=api_key, headers=headers, send_dimensions=embedding.send_dimensions,
         max_batch_size=embedding.batch_size, max_input_chars=embedding.max_input_chars,
-        timeout_s=embedding.timeout_s, max_retries=embedding.max_retries,
+        max_concurrency=embedding.max_concurrency, timeout_s=embedding.timeout_s, max_retries=embedding.max_retries,
         limiter=_limiter(embedding, pipeline, redis_url), pipeline=pipeline,
         **({"max_request_chars": max_request_chars} if max_request_chars else {}),
     )

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 from v10r.errors import ProviderAuthError, ProviderError, ProviderUnavailable
-from v10r.providers.batching import assemble, clip, plan_batches
+from v10r.providers.batching import assemble, clip, in_flight, plan_batches
 from v10r.providers.ratelimit import Priority, RateLimiter, estimate_tokens
 from v10r.providers.response import InvalidResponse, decode_embeddings, max_response_bytes
 from v10r.providers.retry import Backoff, parse_retry_after
@@ -51,6 +51,7 @@ class OpenAICompatibleProvider:
         headers: Mapping[str, str] | None = None,
         send_dimensions: bool = False,
         max_batch_size: int = 64,
+        max_concurrency: int = 1,
         max_input_chars: int = 32_000,
         max_request_chars: int = DEFAULT_REQUEST_CHARS,
         timeout_s: float = 30.0,
@@ -63,6 +64,8 @@ class OpenAICompatibleProvider:
         self.name, self.model, self.dimensions = name, model, dimensions
         self.base_url = base_url.rstrip("/")
         self.max_batch_size, self.max_input_chars = max_batch_size, max_input_chars
+        # Requests in flight per `embed` call; the rate limiter still paces each one.
+        self.max_concurrency = max(1, max_concurrency)
         self.max_request_chars = max(max_request_chars, max_input_chars)
         self.max_retries, self.send_dimensions = max_retries, send_dimensions
         self.encoding = "base64"  # becomes "float" once a server shows it lacks base64
@@ -83,7 +86,9 @@ class OpenAICompatibleProvider:
         texts = clip(texts, self.max_input_chars)
         batches = plan_batches([len(t) for t in texts], max_batch_size=self.max_batch_size,
                                max_batch_chars=self.max_request_chars)
-        results = [await self._embed_batch([texts[i] for i in b], priority) for b in batches]
+        results = await in_flight([functools.partial(self._embed_batch, [texts[i] for i in b],
+                                                     priority) for b in batches],
+                                  self.max_concurrency)
         return assemble(batches, results, self.dimensions)
 
     async def aclose(self) -> None:

@@ -294,6 +294,11 @@ class Embedding(_Spec):
         "can shorten their vectors).",
     )
     batch_size: int = Field(64, ge=1, le=2048, description="Texts per embedding request.")
+    max_concurrency: int = Field(
+        4, ge=1, le=64,
+        description="HTTP providers: requests in flight at once per worker batch, each "
+        "still within the rate limits; a slow provider's throughput grows with it.",
+    )
     max_input_chars: int = Field(
         32_000, ge=1, description="Longest text sent to the provider, in characters."
     )

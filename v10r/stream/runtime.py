@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -28,25 +30,79 @@ from v10r.work.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+LEDGER_SLOTS = 2048  # batches the dedup ledger remembers per pipeline
+LEDGER_FUTURE_S = 60.0  # clock skew tolerated in a recovered entry
+
 
 class TableLedger:
-    """The dedup ledger on a windowed Faust table: row key → when it was last fetched.
+    """The dedup ledger: one table entry per finished batch (its fetch time and row
+    keys), and an index row key → last fetch kept in memory.
 
-    The table writes its changelog by key (`use_partitioner`), so it can be written
-    from the agent's loop body, after the batch's write, and a restarted worker
-    recovers it. A window that closed forgets its rows: they are simply processed.
+    One changelog record per batch, not per row. Entries go round `slots` keys, so the
+    table, its changelog and the index stay bounded: an overwritten batch is forgotten
+    and its rows are simply processed again (a duplicate costs one SELECT). The index
+    is rebuilt from the table after Faust recovers it, so a restarted worker still
+    skips what it fetched before.
     """
 
-    def __init__(self, table: Any) -> None:
-        self.table = table  # a WindowWrapper, relative to now
+    def __init__(self, table: Any, slots: int = LEDGER_SLOTS) -> None:
+        self.table, self.slots = table, slots
+        self._next = random.randrange(slots)  # workers sharing the table start apart
+        self._index: dict[str, float] = {}
+        self._stale = True
+        table.on_recover(self._recovered)
+
+    async def _recovered(self) -> None:
+        self._stale = True
 
     def last_fetch(self, key: str) -> float:
-        return float(self.table[key].now() or 0.0)
+        if self._stale:
+            self._rebuild()
+        return self._index.get(key, 0.0)
 
     def record(self, keys: Sequence[str], fetched_at: float) -> None:
+        if not keys:
+            return
+        if self._stale:
+            self._rebuild()
+        slot = str(self._next)
+        self._next = (self._next + 1) % self.slots
+        old = self.table.get(slot)
+        if old:
+            self._forget(old)
+        self.table[slot] = {"at": fetched_at, "keys": list(keys)}
+        self._remember(keys, fetched_at)
+
+    def _remember(self, keys: Sequence[str], fetched_at: float) -> None:
+        index = self._index
         for key in keys:
-            if fetched_at > self.last_fetch(key):
-                self.table[key] = fetched_at
+            if fetched_at > index.get(key, 0.0):
+                index[key] = fetched_at
+
+    def _forget(self, entry: Any) -> None:
+        at, keys = _batch_entry(entry)
+        for key in keys:
+            if self._index.get(key) == at:
+                del self._index[key]
+
+    def _rebuild(self) -> None:
+        self._index, self._stale = {}, False
+        for entry in self.table.values():
+            at, keys = _batch_entry(entry)
+            self._remember(keys, at)
+
+
+def _batch_entry(entry: Any) -> tuple[float, list[str]]:
+    """(fetch time, row keys) of a ledger entry; nothing from one that is malformed or
+    claims a fetch in the future, which would skip the rows' tasks (the changelog topic
+    is writable by other clients of the broker)."""
+    if not isinstance(entry, Mapping):
+        return 0.0, []
+    at, keys = entry.get("at"), entry.get("keys")
+    if (isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(keys, list)
+            or not math.isfinite(at) or at > time.time() + LEDGER_FUTURE_S):
+        return 0.0, []
+    return float(at), [key for key in keys if isinstance(key, str)]
 
 
 class TopicOutbox:
@@ -109,7 +165,8 @@ class Resources:
             try:
                 async with self._lock:
                     if pipeline.name not in self.handlers:
-                        runtime = self._runtime = self._runtime or Runtime(self._stack)
+                        runtime = self._runtime = self._runtime or Runtime(
+                            self._stack, pool_size=self.settings.concurrency + 1)
                         self.handlers[pipeline.name] = BatchHandler(
                             await runtime.open(pipeline), ledger, outbox, self.settings)
             except DATABASE_ERRORS as exc:

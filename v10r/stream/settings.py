@@ -25,8 +25,12 @@ class FaustSettings:
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0
     batch_size: int | None = None  # None: the pipeline's embedding.batch_size
-    batch_within_s: float = 0.1  # how long `take` waits to fill a batch
-    dedup_window_s: float = 600.0  # how long a row's last fetch time is remembered
+    # How long `take` waits to fill a batch: a lone change waits at most this long.
+    batch_within_s: float = 0.01
+    # How long the broker may hold a fetch that finds nothing new (Faust's own is 1.5 s,
+    # which a lone change would wait out); see `v10r.stream.consumer`.
+    fetch_wait_ms: int = 50
+    concurrency: int = 2  # batches in flight per pipeline and worker process
     clock_skew_s: float = 1.0  # margin between the producer's and the worker's clock
     retry_initial_s: float = 0.5
     retry_max_s: float = 10.0
@@ -60,7 +64,8 @@ class FaustSettings:
             heartbeat_interval_s=number("V10R_FAUST_HEARTBEAT_S", cls.heartbeat_interval_s),
             batch_size=int(number("V10R_FAUST_BATCH_SIZE", 0)) if batch else None,
             batch_within_s=number("V10R_FAUST_BATCH_WITHIN_S", cls.batch_within_s),
-            dedup_window_s=number("V10R_FAUST_DEDUP_WINDOW_S", cls.dedup_window_s),
+            fetch_wait_ms=max(0, int(number("V10R_FAUST_FETCH_WAIT_MS", cls.fetch_wait_ms))),
+            concurrency=max(1, int(number("V10R_FAUST_CONCURRENCY", cls.concurrency))),
             clock_skew_s=number("V10R_FAUST_CLOCK_SKEW_S", cls.clock_skew_s),
             retry_initial_s=number("V10R_FAUST_RETRY_INITIAL_S", cls.retry_initial_s),
             retry_max_s=number("V10R_FAUST_RETRY_MAX_S", cls.retry_max_s),

@@ -18,13 +18,18 @@ from v10r.stream.progress import total
 from v10r.stream.settings import FaustSettings
 from v10r.work.settle import Counters
 
+pytestmark = pytest.mark.integration
+
 PROBE = """
 import json, v10r
 app = v10r.app
 from v10r import faust_app
 print(json.dumps({"agents": sorted(app.agents), "tables": sorted(app.tables),
                   "pipelines": [p.name for p in faust_app.pipelines],
-                  "broker": [str(u) for u in app.conf.broker]}))
+                  "broker": [str(u) for u in app.conf.broker],
+                  "transport": type(app.transport).__name__,
+                  "fetch_wait_ms": app.transport.fetch_wait_ms,
+                  "concurrency": [a.concurrency for a in app.agents.values()]}))
 """
 
 
@@ -53,6 +58,44 @@ def test_import_declares_an_agent_and_a_dedup_table_per_kafka_pipeline(tmp_path:
     assert everything["pipelines"] == ["on_kafka", "on_redis"]
 
 
+def test_the_consumer_waits_briefly_for_data_and_runs_batches_in_flight(tmp_path: Path) -> None:
+    spec = kafka_spec("docs", "docs", "http://127.0.0.1:9/v1")
+    (tmp_path / "docs.yaml").write_text(yaml.safe_dump(spec))
+
+    default = declared(tmp_path)
+    tuned = declared(tmp_path, V10R_FAUST_FETCH_WAIT_MS="5", V10R_FAUST_CONCURRENCY="3")
+
+    assert default["transport"] == "FetchWaitTransport"
+    assert (default["fetch_wait_ms"], default["concurrency"]) == (50, [2])
+    assert (tuned["fetch_wait_ms"], tuned["concurrency"]) == (5, [3])
+
+
+async def test_the_worker_consumer_is_built_with_the_fetch_wait() -> None:
+    import faust
+
+    from v10r.stream.consumer import FetchWaitConsumerThread, FetchWaitTransport
+
+    app = faust.App("probe", broker="kafka://127.0.0.1:9")
+    app.transport = FetchWaitTransport(app.conf.broker_consumer, app, fetch_wait_ms=7)
+    thread = app.consumer._new_consumer_thread()
+    assert isinstance(thread, FetchWaitConsumerThread)
+    built = thread._create_worker_consumer(app.transport)
+    try:
+        assert built._fetch_max_wait_ms == 7  # aiokafka's fetcher reads it when it starts
+    finally:
+        await built.stop()
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"V10R_FAUST_FETCH_WAIT_MS": "-5"}, (0, 2)),
+    ({"V10R_FAUST_CONCURRENCY": "0"}, (50, 1)),
+    ({"V10R_FAUST_CONCURRENCY": "-3", "V10R_FAUST_FETCH_WAIT_MS": "1e3"}, (1000, 1)),
+])
+def test_fetch_wait_and_concurrency_are_clamped_to_sane_values(env, expected) -> None:
+    settings = FaustSettings.from_env(env)
+    assert (settings.fetch_wait_ms, settings.concurrency) == expected
+
+
 def test_settings_come_from_the_environment_with_defaults() -> None:
     settings = FaustSettings.from_env({"V10R_FAUST_BATCH_SIZE": "32",
                                        "V10R_FAUST_WEB_PORT": "6067",
@@ -62,9 +105,11 @@ def test_settings_come_from_the_environment_with_defaults() -> None:
     assert FaustSettings().web_port is None and FaustSettings().store == "memory://"
 
 
-def test_a_malformed_setting_names_the_variable() -> None:
-    with pytest.raises(SpecError, match="V10R_FAUST_BATCH_WITHIN_S"):
-        FaustSettings.from_env({"V10R_FAUST_BATCH_WITHIN_S": "soon"})
+@pytest.mark.parametrize("name", ["V10R_FAUST_BATCH_WITHIN_S", "V10R_FAUST_FETCH_WAIT_MS",
+                                  "V10R_FAUST_CONCURRENCY"])
+def test_a_malformed_setting_names_the_variable(name: str) -> None:
+    with pytest.raises(SpecError, match=name):
+        FaustSettings.from_env({name: "soon"})
 
 
 def test_progress_totals_add_up_every_run_of_a_pipeline_only() -> None:

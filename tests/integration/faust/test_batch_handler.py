@@ -209,3 +209,31 @@ class _Event:
     def __init__(self, value: bytes) -> None:
         self.value = value
         self.message = _Message([("attempts", b"oops")])
+
+
+async def test_two_batches_in_flight_for_one_row_end_on_its_last_text(db, pool) -> None:
+    """Agents keep several batches in flight: a slow batch holding a row's old text
+    finishes after a later batch wrote the new one, and must not overwrite it."""
+    import asyncio
+
+    release = asyncio.Event()
+
+    async def hold_old(texts: Sequence[str]) -> None:
+        if "old text" in texts:
+            await release.wait()
+
+    provider = FakeProvider(before_return=hold_old)
+    handler, _, outbox = await handler_for(db, pool, provider)
+    await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'old text')")
+    task = task_for(handler.runtime.pipeline, 1)
+    slow = asyncio.ensure_future(handler.handle([message(task, time.time() - 5)]))
+    while "old text" not in provider.texts:
+        await asyncio.sleep(0.01)
+
+    await db.execute("UPDATE public.docs SET body = 'new text' WHERE id = 1")
+    fast = await handler.handle([message(task, time.time() + 1)])
+    release.set()
+    late = await asyncio.wait_for(slow, 30)
+
+    assert fast.written == 1 and late.written == 0 and outbox.dead == []
+    np.testing.assert_allclose(await stored_vector(db, 1), text_vector("new text"), atol=1e-6)

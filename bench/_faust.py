@@ -1,0 +1,118 @@
+"""The Faust path for the benchmarks: the listener in this process, N `faust -A v10r
+worker` processes beside it, and an OpenAI-compatible HTTP server as the provider.
+
+The server (`tests/services/openai_server.py`) runs in a thread of this process and
+answers at once (or after `delay_s`); the workers are the real CLI, started the way
+the end-to-end tests start them. Rows written are counted in the database, since the
+workers' counters live in other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import _harness as h
+import asyncpg
+import psutil
+
+from v10r.listen.listener import Listener, ListenerSettings
+from v10r.spec.identifiers import quote_ident
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the tests' helpers and server
+
+from tests.integration.faust.helpers import FaustWorker, kafka_spec, worker_env, write_spec
+from tests.services.openai_server import OpenAIServer, Reply
+
+POLL_S = 0.01
+
+
+@contextlib.contextmanager
+def http_provider(delay_s: float = 0.0) -> Iterator[OpenAIServer]:
+    """An OpenAI-compatible server answering every request after `delay_s`."""
+    with OpenAIServer() as server:
+        if delay_s:
+            server.always = Reply(delay_s=delay_s)
+        yield server
+
+
+@dataclass
+class FaustStack:
+    """A running Faust pipeline: its table, and the worker processes (for CPU use)."""
+
+    dsn: str
+    table: str
+    workers: list[FaustWorker] = field(default_factory=list)
+
+    async def since(self, conn: asyncpg.Connection) -> Any:
+        """The database's clock: rows written after it are counted by `wait_written`."""
+        return await conn.fetchval("SELECT clock_timestamp()")
+
+    async def wait_written(self, conn: asyncpg.Connection, since: Any, count: int,
+                           timeout: float = h.WAIT_S) -> float:
+        """Poll until `count` rows carry a vector written after `since`; returns the time."""
+        query = (f"SELECT count(*) FROM {quote_ident(self.table)} "
+                 "WHERE body_embedding_at >= $1")
+        deadline = time.monotonic() + timeout
+        while (done := await conn.fetchval(query, since)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
+            await asyncio.sleep(POLL_S)
+        return time.perf_counter()
+
+    def cpu_seconds(self) -> list[float]:
+        """CPU seconds used so far by each worker process."""
+        used = []
+        for worker in self.workers:
+            assert worker.process is not None
+            times = psutil.Process(worker.process.pid).cpu_times()
+            used.append(times.user + times.system)
+        return used
+
+
+@contextlib.asynccontextmanager
+async def faust_pipeline(svc: h.Services, server: OpenAIServer, workers: int,
+                         **embedding: Any) -> AsyncIterator[FaustStack]:
+    """Apply a Kafka pipeline, run the listener here and `workers` Faust processes."""
+    assert svc.kafka is not None, "the Faust cases need the Kafka broker"
+    table = h.unique("faust")
+    await h.create_table(svc.dsn, table)
+    workdir = Path(tempfile.mkdtemp(prefix="v10r-bench-faust-"))
+    spec = kafka_spec(table, table, server.url)
+    spec["embedding"] |= {"max_retries": 5, "timeout_s": 30, **embedding}
+    pipeline = write_spec(workdir / "specs", spec, svc.dsn)
+    target = await h.apply(pipeline)
+    queue = await h.open_queue("kafka", pipeline, svc)
+    listener = Listener([target], queue, ListenerSettings(catchup=False))
+    stop = asyncio.Event()
+    listen = asyncio.create_task(listener.run(stop))
+    stack = FaustStack(svc.dsn, table)
+    env = worker_env(workdir / "specs", svc.dsn, svc.kafka.url, h.unique("app"))
+    try:
+        await h._ready(listener, listen)
+        for i in range(workers):
+            stack.workers.append(await asyncio.to_thread(FaustWorker(workdir / f"w{i}", env).start))
+        yield stack
+    finally:
+        for worker in stack.workers:
+            await asyncio.to_thread(worker.stop)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(listen, return_exceptions=True), 60)
+        await queue.close()
+        await h.drop_queue("kafka", pipeline, svc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def warm_up(stack: FaustStack, conn: asyncpg.Connection, row_id: int) -> None:
+    """One row through the whole path: the workers have joined and fetched once."""
+    since = await stack.since(conn)
+    await h.insert_rows(conn, stack.table, range(row_id, row_id + 1))
+    await stack.wait_written(conn, since, 1, timeout=120)
