@@ -1,0 +1,94 @@
+"""How v10r logs: text lines or one JSON object per event, masked either way.
+
+One home for the log set-up of every process (the CLI's commands and the Faust worker,
+which reads `$V10R_LOG_FORMAT` because it takes no options of ours). Structured fields
+travel as `extra={"fields": {...}}` on a record: JSON shows them as keys, so a log
+pipeline can filter on `pipeline` or `duration_ms`; text shows the message alone, which
+already says the same in words.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from v10r.redact import MaskingFormatter, mask_text
+
+ENV_FORMAT = "V10R_LOG_FORMAT"
+FORMATS = ("text", "json")
+TEXT_LAYOUT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LEVELS = {0: logging.WARNING, 1: logging.INFO}
+
+# Keys a record's fields may not take: they would shadow the event's own.
+_RESERVED = frozenset({"ts", "level", "logger", "message", "error"})
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """`extra=` for a log call whose values a JSON log shows as keys."""
+    return {"fields": values}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, ASCII only (so no control character reaches a
+    terminal), with every string masked like a text log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": mask_text(record.getMessage()),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            for key, value in extra.items():
+                if str(key) not in _RESERVED:
+                    event[str(key)] = _masked(value)
+        if record.exc_info:
+            event["error"] = mask_text(self.formatException(record.exc_info))
+        elif record.exc_text:
+            event["error"] = mask_text(record.exc_text)
+        return json.dumps(event, default=str, ensure_ascii=True)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return mask_text(str(value))
+
+
+def log_format(requested: str | None = None) -> str:
+    """The format asked for, else `$V10R_LOG_FORMAT`, else text; unknown values are text."""
+    chosen = (requested or os.environ.get(ENV_FORMAT) or "text").strip().lower()
+    return chosen if chosen in FORMATS else "text"
+
+
+def make_formatter(fmt: str | None = None, **_ignored: Any) -> logging.Formatter:
+    """The formatter of `fmt` (see `log_format`); also the factory Faust's
+    `logging_config` names, which may pass keys of its own."""
+    if log_format(fmt) == "json":
+        return JsonFormatter()
+    return MaskingFormatter(TEXT_LAYOUT)
+
+
+def configure(verbosity: int, fmt: str | None = None) -> None:
+    """Root logging to stderr at -v (info) / -vv (debug), in the chosen format; the
+    format is exported so processes started from here log the same way."""
+    chosen = log_format(fmt)
+    os.environ[ENV_FORMAT] = chosen
+    handler = logging.StreamHandler()
+    handler.setFormatter(make_formatter(chosen))
+    logging.basicConfig(level=LEVELS.get(verbosity, logging.DEBUG), handlers=[handler],
+                        force=True)
+
+
+def faust_logging_config() -> dict[str, Any]:
+    """Faust's `logging_config`: its handlers keep their place, our formatter masks."""
+    ours = {"()": "v10r.ops.logs.make_formatter"}
+    return {"version": 1, "merge": True, "disable_existing_loggers": False,
+            "formatters": {"default": ours, "colored": ours}}
