@@ -9,14 +9,13 @@ import json
 import httpx
 import pytest
 
-from tests.e2e.test_cli_worker import (  # noqa: F401 - fixtures
+from tests.e2e import test_cli_worker as worker_cli
+from tests.e2e.test_cli_worker import (
     Setup,
     embedded,
     eventually,
-    http_server,
     run_cli,
     seed,
-    setup,
     start_cli,
     stop_cli,
 )
@@ -24,6 +23,9 @@ from tests.services.infinity import free_port
 from tests.services.openai_server import Reply
 
 pytestmark = [pytest.mark.e2e]
+
+# The worker tests' fixtures: Redis, a fresh database, an OpenAI-compatible server.
+setup, http_server = worker_cli.setup, worker_cli.http_server
 
 
 def json_events(err: str) -> list[dict]:
@@ -129,7 +131,7 @@ async def status_of(port: int, path: str) -> int | None:
 ])
 async def test_logging_flags_go_before_or_after_the_subcommand(setup: Setup,
                                                                args: tuple[str, ...]):
-    code, out, err = await run_cli(setup, *args, str(setup.spec))
+    code, _, err = await run_cli(setup, *args, str(setup.spec))
     assert code == 0, err
     assert "No such option" not in err
 
