@@ -27,8 +27,9 @@ def spec_paths(paths: tuple[str, ...]) -> list[str]:
     return os.environ.get("V10R_PIPELINES", DEFAULT_SPEC_PATH).split(os.pathsep)
 
 
-def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+def console(stderr: bool = False, *, wrap: bool = False) -> Console:
+    """Long lines are left to the terminal, unless `wrap` (wrapped at its width)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=not wrap)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -222,6 +222,8 @@ class RedisQueue:
         """The group's lag (Redis 7) or the stream's length, pending entries, and
         consumers that are alive (their heartbeat key has not expired)."""
         stream = task_stream(pipeline)
+        if not await self.redis.exists(stream):
+            return Depth(0, 0, 0)
         groups = [g for g in await self.redis.xinfo_groups(stream) if _text(g["name"]) == GROUP]
         if not groups:
             return Depth(await self.redis.xlen(stream), 0, 0)
