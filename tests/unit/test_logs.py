@@ -45,8 +45,8 @@ def test_one_json_object_per_event_with_the_structured_fields() -> None:
 ])
 def test_json_masks_messages_fields_and_tracebacks_like_text(text: str) -> None:
     try:
-        raise ConnectionError(f"cannot connect to {text}")
-    except ConnectionError as exc:
+        raise ValueError(f"cannot use {text}")
+    except ValueError as exc:
         rec = record("connect failed: %s", text, extra=fields(dsn=text, nested=[text]), exc=exc)
     line = JsonFormatter().format(rec)
     assert SECRET not in line
@@ -76,3 +76,47 @@ def test_unknown_or_empty_formats_mean_text(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("V10R_LOG_FORMAT", "json")
     assert isinstance(make_formatter(), JsonFormatter)
     assert isinstance(make_formatter("text", fmt_ignored=1), MaskingFormatter)
+
+
+def _failing(exc: BaseException) -> logging.LogRecord:
+    try:
+        raise exc
+    except BaseException as caught:  # noqa: BLE001
+        return record("Failed to restore the pool connection floor; retrying", exc=caught)
+
+
+@pytest.mark.parametrize("exc", [
+    ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
+    TimeoutError("timed out"),
+])
+def test_an_expected_outage_is_one_line_without_traceback(exc: BaseException) -> None:
+    text = make_formatter("text").format(_failing(exc))
+    assert "Traceback" not in text and "\n" not in text
+    assert "retrying: " in text and type(exc).__name__ in text
+    event = json.loads(JsonFormatter().format(_failing(exc)))
+    assert "error" not in event and type(exc).__name__ in event["message"]
+
+
+def test_a_bug_keeps_its_traceback() -> None:
+    text = make_formatter("text").format(_failing(KeyError("pipeline")))
+    assert "Traceback" in text and "KeyError" in text
+
+
+def test_a_librarys_repeated_line_is_shown_once_a_minute_ours_always() -> None:
+    from v10r.ops.logs import QuietRepeats
+
+    quiet = QuietRepeats(every_s=60)
+    lines = []
+    for second in range(0, 130, 1):
+        rec = record("Failed to restore the pool connection floor; retrying")
+        rec.name, rec.created = "asyncpg.pool", 1000.0 + second
+        lines.append(quiet.filter(rec))
+    assert sum(lines) == 3  # at 0, 60 and 120 s
+    ours = record("paused: database unreachable")
+    assert all(quiet.filter(ours) for _ in range(5))
+
+
+def test_the_one_line_of_an_outage_is_masked_too() -> None:
+    exc = ConnectionRefusedError(111, f"cannot reach postgresql://app:{SECRET}@db/x")
+    assert SECRET not in make_formatter("text").format(_failing(exc))
+    assert SECRET not in JsonFormatter().format(_failing(exc))

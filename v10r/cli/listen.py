@@ -125,7 +125,7 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
             workers_task.add_done_callback(lambda _t: listen_stop.set())
         announce = asyncio.create_task(_announce(listeners, targets, workers))
         if metrics_port is not None:
-            stack.push_callback(asyncio.create_task(watch.run(work_stop)).cancel)
+            stack.callback(asyncio.create_task(watch.run(work_stop)).cancel)
         try:
             await asyncio.gather(*(listener.run(listen_stop) for listener in listeners))
         finally:

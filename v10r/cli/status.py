@@ -91,8 +91,11 @@ async def _watch(pipelines: list[Pipeline], interval: float, metrics_urls: tuple
     report: list[dict[str, Any]] = []
     async with AsyncExitStack() as stack:
         queues = await _open_queues(stack, pipelines)
+        out = console(wrap=True)
+        if fmt != "json" and not out.is_terminal:  # the last frame ends its line
+            stack.callback(out.line)
         live = None if fmt == "json" else stack.enter_context(
-            Live(console=console(wrap=True), auto_refresh=False))
+            Live(console=out, auto_refresh=False))
         while not stop.is_set():
             report = await _report(pipelines, queues, metrics_urls)
             now = time.monotonic()
@@ -272,8 +275,8 @@ def _number(r: dict[str, Any], key: str) -> str:
 def _details(r: dict[str, Any], trend: Trend | None) -> list[Text]:
     name, c = safe(r["pipeline"]), r["counts"] or {}
     last = (c.get("last_embedded_at") or "never")[:19].replace("T", " ")
-    out = [(f"[bold]{name}[/]: {safe(r['table'])}.{safe(r['column'])} ({safe(r['model'])}); "
-            f"{c.get('empty', 0):,} empty; last embedded {last}")]
+    out = [f"[bold]{name}[/] → {safe(r['table'])}.{safe(r['column'])} ({safe(r['model'])})",
+           f"  last embedded {last}; {c.get('empty', 0):,} empty (no text)"]
     progress = []
     if trend is not None and trend.rate is not None:
         eta = duration(trend.eta_s(c.get("pending", 0)))

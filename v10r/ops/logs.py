@@ -9,6 +9,7 @@ already says the same in words.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -31,11 +32,56 @@ def fields(**values: Any) -> dict[str, Any]:
     return {"fields": values}
 
 
+def _outage_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "a service is unreachable", from the clients installed."""
+    found: list[type[BaseException]] = [OSError]
+    for module, names in (("asyncpg", ("PostgresConnectionError", "CannotConnectNowError")),
+                          ("asyncpg.exceptions", ("AdminShutdownError",)),
+                          ("httpx", ("TransportError",)),
+                          ("redis.exceptions", ("ConnectionError", "TimeoutError")),
+                          ("aiokafka.errors", ("KafkaConnectionError",)),
+                          ("aiormq.exceptions", ("AMQPConnectionError",))):
+        try:
+            loaded = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(loaded, n) for n in names if hasattr(loaded, n)]
+    return tuple(found)
+
+
+def without_outage_traceback(record: logging.LogRecord) -> logging.LogRecord:
+    """A record whose exception is an expected outage (a library logging "connection
+    refused" with its stack), as one line: the message and the error, no traceback."""
+    global _OUTAGES
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is None:
+        return record
+    if _OUTAGES is None:
+        _OUTAGES = _outage_types()
+    if not isinstance(exc, _OUTAGES):
+        return record
+    line = logging.makeLogRecord(record.__dict__)
+    line.msg, line.args = f"{record.getMessage()}: {type(exc).__name__}: {exc}", None
+    line.exc_info, line.exc_text = None, None
+    return line
+
+
+_OUTAGES: tuple[type[BaseException], ...] | None = None
+
+
+class TextFormatter(MaskingFormatter):
+    """Masked text lines; an expected outage's traceback becomes one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(without_outage_traceback(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, ASCII only (so no control character reaches a
     terminal), with every string masked like a text log line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        record = without_outage_traceback(record)
         event: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -62,6 +108,28 @@ def _masked(value: Any) -> Any:
     return mask_text(str(value))
 
 
+class QuietRepeats(logging.Filter):
+    """A library's line repeated while a service is down (a pool retrying every second)
+    is shown once per `every_s` seconds; v10r's own lines always pass."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("v10r") or record.levelno >= logging.ERROR:
+            return True
+        key = (record.name, record.msg)
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.every_s:
+            return False
+        if len(self._last) > 1_000:  # bounded, whatever the libraries log
+            self._last.clear()
+        self._last[key] = record.created
+        return True
+
+
 def log_format(requested: str | None = None) -> str:
     """The format asked for, else `$V10R_LOG_FORMAT`, else text; unknown values are text."""
     chosen = (requested or os.environ.get(ENV_FORMAT) or "text").strip().lower()
@@ -73,7 +141,7 @@ def make_formatter(fmt: str | None = None, **_ignored: Any) -> logging.Formatter
     `logging_config` names, which may pass keys of its own."""
     if log_format(fmt) == "json":
         return JsonFormatter()
-    return MaskingFormatter(TEXT_LAYOUT)
+    return TextFormatter(TEXT_LAYOUT)
 
 
 def configure(verbosity: int, fmt: str | None = None) -> None:
@@ -83,6 +151,7 @@ def configure(verbosity: int, fmt: str | None = None) -> None:
     os.environ[ENV_FORMAT] = chosen
     handler = logging.StreamHandler()
     handler.setFormatter(make_formatter(chosen))
+    handler.addFilter(QuietRepeats())
     logging.basicConfig(level=LEVELS.get(verbosity, logging.DEBUG), handlers=[handler],
                         force=True)
 

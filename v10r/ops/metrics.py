@@ -15,7 +15,13 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from v10r import __version__
@@ -37,6 +43,7 @@ Ready = Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
+disable_created_metrics()  # `_created` series only double what a scrape shows
 # One registry per process: what this process measures, nothing of the library's own.
 REGISTRY = CollectorRegistry(auto_describe=True)
 BATCH_SECONDS = Histogram(
