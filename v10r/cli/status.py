@@ -277,12 +277,10 @@ def _details(r: dict[str, Any], trend: Trend | None) -> list[Text]:
     last = (c.get("last_embedded_at") or "never")[:19].replace("T", " ")
     out = [f"[bold]{name}[/] → {safe(r['table'])}.{safe(r['column'])} ({safe(r['model'])})",
            f"  last embedded {last}; {c.get('empty', 0):,} empty (no text)"]
-    progress = []
     if trend is not None and trend.rate is not None:
         eta = duration(trend.eta_s(c.get("pending", 0)))
-        progress.append(f"{trend.rate:,.1f} rows/s, ETA {eta}")
-    progress.append(_queue_text(r))
-    out.append("  " + "; ".join(progress))
+        out.append(f"  {trend.rate:,.1f} rows/s, ETA {eta}")
+    out.append("  " + _queue_text(r))
     if m := r["reembedding"]:
         eta = f", ~{duration(m['eta_s'])} left" if m["eta_s"] is not None else ""
         out.append(f"  [yellow]re-embedding into {safe(m['column'])}: {m['done']:,}/"
