@@ -147,13 +147,21 @@ def make_formatter(fmt: str | None = None, **_ignored: Any) -> logging.Formatter
 def configure(verbosity: int, fmt: str | None = None) -> None:
     """Root logging to stderr at -v (info) / -vv (debug), in the chosen format; the
     format is exported so processes started from here log the same way."""
+    global _HANDLER
     chosen = log_format(fmt)
     os.environ[ENV_FORMAT] = chosen
     handler = logging.StreamHandler()
     handler.setFormatter(make_formatter(chosen))
     handler.addFilter(QuietRepeats())
-    logging.basicConfig(level=LEVELS.get(verbosity, logging.DEBUG), handlers=[handler],
-                        force=True)
+    root = logging.getLogger()
+    if _HANDLER is not None:  # configured again (an option after the command): replace ours
+        root.removeHandler(_HANDLER)
+    root.addHandler(handler)
+    root.setLevel(LEVELS.get(verbosity, logging.DEBUG))
+    _HANDLER = handler
+
+
+_HANDLER: logging.Handler | None = None
 
 
 def faust_logging_config() -> dict[str, Any]:
