@@ -96,6 +96,9 @@ async def test_readyz_is_503_with_the_reason_while_the_provider_is_down(setup: S
         await eventually(not_ready)
         ready = await get(port, "/readyz")
         metrics = (await get(port, "/metrics")).text
+        status_code, status_out, status_err = await run_cli(
+            setup, "status", str(setup.spec), "--metrics-url",
+            f"http://127.0.0.1:{port}/metrics")
         setup.server.always = None
         await eventually(embedded(setup, 3))
         await eventually(lambda: _ready(port))
@@ -108,6 +111,8 @@ async def test_readyz_is_503_with_the_reason_while_the_provider_is_down(setup: S
     assert provider and provider[0].startswith("paused since ") and "503" in provider[0]
     assert body["checks"]["database default"] == "ok"
     assert 'v10r_paused{name="' in metrics and "} 1.0" in metrics
+    assert status_code == 3, status_err
+    assert "paused: provider custom" in status_out and "(outage)" in status_out
     assert "Traceback" not in err  # an outage is one line, not a stack
     assert "paused: provider unreachable since" in err and "resumed" in err
 

@@ -78,3 +78,13 @@ def test_state_labels(row: dict, active: bool, label: str) -> None:
     (None, "—"), (0, "0s"), (59.4, "59s"), (95, "1m35s"), (3600 * 30 + 61, "30h01m")])
 def test_durations_are_short(seconds: float | None, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_a_paused_breaker_line_from_a_workers_metrics() -> None:
+    from v10r.cli.status import _paused_line
+
+    line = ('v10r_paused{name="openai https://u:secret-pw@api.example.com/v1",'
+            'reason="outage",service="provider"} 1.0')
+    text = _paused_line(line)
+    assert text.startswith("provider openai https://u:****@api.example.com/v1 paused")
+    assert text.endswith("(outage)") and "secret-pw" not in text
