@@ -146,9 +146,9 @@ def render_markdown(plan: Plan) -> str:
         lines += ["", *notes]
     dangerous = list(destructive(plan.operations))
     if dangerous:
-        lines += ["", "> [!CAUTION]",
-                  f"> **{len(dangerous)} destructive operation(s)**: `v10r apply` asks "
-                  "before running them (`--yes` in CI):"]
+        caution = (f"> **{len(dangerous)} destructive operation(s)**: `v10r apply` asks "
+                   "before running them (`--yes` in CI):")
+        lines += ["", "> [!CAUTION]", caution]
         lines += [f"> - {_md(op.describe())}" for op in dangerous]
     count = len(plan.operations)
     if count:
