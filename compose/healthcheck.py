@@ -1,8 +1,10 @@
 """Container health check for the v10r services: exit 0 when healthy, 1 otherwise.
 
-Healthy means the container's main process (PID 1) is alive and not a zombie, and the
-database answers a query with the credentials the service itself uses
-(`$DATABASE_URL`). It prints one line and never the DSN's password.
+When the service serves metrics (`$V10R_METRICS_PORT`), healthy means its `/readyz`
+answers 200: the process runs and reaches its database, queue and provider (see
+`v10r.ops.health`). Otherwise healthy means the container's main process (PID 1) is
+alive and not a zombie, and the database answers a query with the credentials the
+service itself uses (`$DATABASE_URL`). It prints one line and never the DSN's password.
 """
 
 from __future__ import annotations
@@ -39,7 +41,33 @@ async def database_answers(dsn: str) -> bool:
         await conn.close()
 
 
+def readiness(port: int) -> tuple[bool, str]:
+    """(ready?, one line saying why) from the service's own `/readyz`."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S):
+            return True, "healthy"
+    except urllib.error.HTTPError as exc:
+        try:
+            checks = json.loads(exc.read()).get("checks", {})
+        except ValueError:
+            checks = {}
+        failing = "; ".join(f"{k}: {v}" for k, v in sorted(checks.items()) if v != "ok")
+        return False, f"unhealthy: not ready ({failing or f'HTTP {exc.code}'})"
+    except (OSError, TimeoutError) as exc:
+        return False, f"unhealthy: /readyz on port {port} does not answer ({exc})"
+
+
 def main() -> int:
+    port = os.environ.get("V10R_METRICS_PORT", "").strip()
+    if port.isdigit():
+        ready, line = readiness(int(port))
+        print(line)
+        return 0 if ready else 1
     pid = int(os.environ.get("V10R_HEALTH_PID", "1"))
     if not main_process_alive(pid):
         print(f"unhealthy: process {pid} is not running")

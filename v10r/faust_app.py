@@ -20,11 +20,13 @@ from typing import Any
 
 import faust
 
+from v10r.ops.logs import faust_logging_config
 from v10r.queues.factory import kafka_bootstrap
 from v10r.queues.kafka import dlq_topic, task_topic
 from v10r.spec.load import load_pipelines
 from v10r.spec.model import Pipeline
 from v10r.stream.consumer import FetchWaitTransport
+from v10r.stream.metrics import metrics_port, serve_metrics
 from v10r.stream.progress import PROGRESS_TABLE, progress_key, total
 from v10r.stream.runtime import Resources, TableLedger, TopicOutbox, incoming
 from v10r.stream.settings import FaustSettings
@@ -55,6 +57,7 @@ app = faust.App(
     web_port=settings.web_port or 6066,
     consumer_auto_offset_reset="earliest",
     producer_max_batch_size=settings.producer_max_batch_bytes,
+    logging_config=faust_logging_config(),  # masked, text or JSON ($V10R_LOG_FORMAT)
 )
 # Before any topic is declared: declaring one builds the transport.
 app.transport = FetchWaitTransport(app.conf.broker_consumer, app,
@@ -119,6 +122,13 @@ async def _settle(pipeline: Pipeline, messages: list[Any], ledger: TableLedger,
 
 for _pipeline in pipelines:
     _declare(_pipeline)
+
+
+if (_metrics_port := metrics_port()) is not None:
+    @app.task
+    async def _metrics() -> None:
+        await serve_metrics(_metrics_port, settings.kafka_url, pipelines, resources,
+                            progress_counts)
 
 
 @app.on_before_shutdown.connect

@@ -8,15 +8,16 @@ unreachable service); 2 a usage error; 3 something pending (`plan`: changes to a
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from typing import Any
 
 import click
 
 from v10r import __version__
+from v10r.cli.common import LOG_STATE, logging_options, with_logging_options
 from v10r.errors import V10rError
-from v10r.redact import MaskingFormatter, printable
+from v10r.ops.logs import configure
+from v10r.redact import printable
 
 # command name -> (module, attribute). Modules load only when their command runs, so
 # `v10r --help` and `v10r validate` stay fast and need no optional dependency.
@@ -52,14 +53,14 @@ class LazyGroup(click.Group):
             if exc.name == target[0]:  # the command is not part of this build yet
                 return None
             raise
-        return getattr(module, target[1], None)
+        command = getattr(module, target[1], None)
+        return with_logging_options(command) if command is not None else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
                                               "max_content_width": 100})
 @click.version_option(__version__, prog_name="v10r")
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+def cli() -> None:
     """Keep pgvector embeddings of PostgreSQL text columns in sync, from YAML specs.
 
     \b
@@ -71,10 +72,12 @@ def cli(verbose: int) -> None:
       v10r worker pipelines/            embed and write vectors (redis/rabbitmq)
       faust -A v10r worker              the same on Kafka
     """
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    handler = logging.StreamHandler()
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    ctx = click.get_current_context()
+    if LOG_STATE not in ctx.meta:  # no logging option given: the defaults
+        configure(0)
+
+
+cli.params.extend(logging_options())
 
 
 def main(argv: list[str] | None = None) -> Any:

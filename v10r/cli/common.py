@@ -27,8 +27,9 @@ def spec_paths(paths: tuple[str, ...]) -> list[str]:
     return os.environ.get("V10R_PIPELINES", DEFAULT_SPEC_PATH).split(os.pathsep)
 
 
-def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+def console(stderr: bool = False, *, wrap: bool = False) -> Console:
+    """Long lines are left to the terminal, unless `wrap` (wrapped at its width)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=not wrap)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -45,3 +46,44 @@ def stop_on_signals(stop: asyncio.Event, message: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping)
+
+
+# ---- logging options, accepted before and after the subcommand ----------------------
+
+LOG_STATE = "v10r.logging"
+
+
+def _logging_changed(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    from v10r.ops.logs import configure
+
+    if not value:
+        return
+    state = ctx.find_root().meta.setdefault(LOG_STATE, {"verbose": 0, "format": None})
+    if param.name == "verbose":
+        state["verbose"] = max(state["verbose"], int(value))  # type: ignore[call-overload]
+    else:
+        state["format"] = value
+    configure(state["verbose"], state["format"])
+
+
+def logging_options() -> list[click.Option]:
+    """`-v/-vv` and `--log-format`, for the group and for every command."""
+    return [
+        click.Option(["-v", "--verbose"], count=True, expose_value=False,
+                     callback=_logging_changed,
+                     help="More logging (-v info, -vv debug)."),
+        click.Option(["--log-format"], type=click.Choice(["text", "json"]),
+                     envvar="V10R_LOG_FORMAT", expose_value=False, callback=_logging_changed,
+                     help="Log lines as text, or one JSON object per event "
+                     "[env: V10R_LOG_FORMAT; default: text]."),
+    ]
+
+
+def with_logging_options(command: click.Command) -> click.Command:
+    """Add the logging options to `command` (and a group's subcommands) once."""
+    if not any(p.name == "verbose" for p in command.params):
+        command.params.extend(logging_options())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_logging_options(sub)
+    return command

@@ -98,6 +98,7 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
                   metrics_port: int | None) -> tuple[int, int]:
     from v10r.listen.applied import resolve_all
     from v10r.listen.listener import Listener, ListenerSettings, listener_samples
+    from v10r.ops.health import QueueWatch, ready_check
     from v10r.ops.metrics import serving
     from v10r.work.breaker import Breakers
     from v10r.work.settle import counter_samples
@@ -108,14 +109,17 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
     settings = ListenerSettings(catchup=catchup, catchup_interval_s=catchup_interval)
     listeners: list[Listener] = []
     stats: dict = {}
-    breakers = Breakers()
+    breakers, watch = Breakers(), QueueWatch()
     metrics = serving(metrics_port, lambda: listener_samples(listeners) + counter_samples(stats)
-                      + breakers.samples())
+                      + breakers.samples() + watch.samples(),
+                      ready=ready_check({p.database.name: p.database for p in pipelines},
+                                        watch, breakers.snapshot))
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(metrics)
         worker_runs = []
         for group in _targets_by_queue(targets, queue_kind):
             queue = await open_queue(stack, [t.pipeline for t in group], queue_kind)
+            watch.add(queue, [t.name for t in group])
             listeners += [Listener(db_group, queue, settings) for db_group in _by_database(group)]
             if workers:
                 worker_runs.append(_workers(group, queue, workers, work_stop, stats, breakers))
@@ -123,6 +127,8 @@ async def _listen(pipelines: list[Pipeline], queue_kind: str | None, workers: in
         if worker_runs:  # workers that fail to start stop the listener too
             workers_task.add_done_callback(lambda _t: listen_stop.set())
         announce = asyncio.create_task(_announce(listeners, targets, workers))
+        if metrics_port is not None:
+            stack.callback(asyncio.create_task(watch.run(work_stop)).cancel)
         try:
             await asyncio.gather(*(listener.run(listen_stop) for listener in listeners))
         finally:

@@ -42,8 +42,9 @@ index_after_rows_option = click.option(
 @click.command()
 @specs_argument
 @click.option("--sql", "show_sql", is_flag=True, help="Show the SQL of every operation.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
+              default="text", show_default=True,
+              help="markdown: a table for a pull-request comment.")
 @click.option("--prune", is_flag=True, help="Also plan removing pipelines no longer in the specs.")
 @click.option("--drop-columns", is_flag=True,
               help="Also plan dropping old vector columns (kept after a re-embedding, or of "
@@ -59,7 +60,7 @@ def plan(paths: tuple[str, ...], show_sql: bool, fmt: str, prune: bool,
     Exit codes: 0 no changes, 3 changes pending, 1 error, 2 usage error.
     """
     from v10r.reconcile import plan_pipelines
-    from v10r.reconcile.render import render_json, render_text
+    from v10r.reconcile.render import render_json, render_markdown, render_text
 
     try:
         pipelines, spec_set = _load(paths)
@@ -70,6 +71,8 @@ def plan(paths: tuple[str, ...], show_sql: bool, fmt: str, prune: bool,
         return
     if fmt == "json":
         click.echo(render_json(result))
+    elif fmt == "markdown":
+        click.echo(render_markdown(result), nl=False)
     else:
         console().print(render_text(result, sql=show_sql))
     sys.exit(EXIT_PENDING if result.has_changes else 0)

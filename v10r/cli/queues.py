@@ -29,7 +29,9 @@ def queue_option(help: str) -> click.Option:
 
 metrics_option = click.option(
     "--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
-    help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics.")
+    envvar="V10R_METRICS_PORT",
+    help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics, with /healthz (alive) "
+    "and /readyz (database, queue and provider reachable) [env: V10R_METRICS_PORT].")
 
 
 def load_specs(paths: tuple[str, ...]) -> list[Pipeline]:

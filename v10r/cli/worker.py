@@ -74,6 +74,7 @@ async def _serve(pipelines: list[Pipeline], queue_kind: str | None,
                  shape: tuple[int, int, int], reclaim_after: float | None,
                  metrics_port: int | None) -> dict:
     """Run the loops; `shape` is (loops per pipeline, batch size, batches in flight)."""
+    from v10r.ops.health import QueueWatch, ready_check
     from v10r.ops.metrics import serving
     from v10r.work.breaker import Breakers
     from v10r.work.runner import run_workers
@@ -82,20 +83,25 @@ async def _serve(pipelines: list[Pipeline], queue_kind: str | None,
     stop = asyncio.Event()
     stop_on_signals(stop, "stopping: finishing the batches in hand...")
     stats: dict = {}
-    breakers = Breakers()
+    breakers, watch = Breakers(), QueueWatch()
     workers, batch_size, in_flight = shape
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(serving(
-            metrics_port, lambda: counter_samples(stats) + breakers.samples()))
+            metrics_port, lambda: counter_samples(stats) + breakers.samples() + watch.samples(),
+            ready=ready_check({p.database.name: p.database for p in pipelines}, watch,
+                              breakers.snapshot)))
         runs = []
         for group in by_queue(pipelines, queue_kind):
             queue = await open_queue(stack, group, queue_kind)
+            watch.add(queue, [p.name for p in group])
             if reclaim_after is not None:
                 _set_reclaim(queue, reclaim_after)
             runs.append(run_workers(group, queue, workers, stop, batch_size=batch_size,
                                     stats=stats, breakers=breakers, in_flight=in_flight))
         click.echo(f"v10r worker: {len(pipelines)} pipeline(s), {workers} loop(s) each; "
                    "Ctrl-C to stop", err=True)
+        if metrics_port is not None:
+            runs.append(watch.run(stop))
         await _gather_or_stop(runs, stop)
     return stats
 

@@ -28,6 +28,7 @@ class Delivery:
     handle: Any = field(default=None, repr=False)  # adapter-specific (stream id, tag, offset)
     raw: bytes = field(default=b"", repr=False)  # the message body as it arrived
     error: str | None = None  # why `task` is None
+    enqueued_at: float | None = None  # unix time the broker stamped it (where it does)
 
     @property
     def body(self) -> bytes:
@@ -62,6 +63,15 @@ def read_dead_letter(raw: bytes, *, error: str, attempts: int, failed_at: float,
     except QueueError:
         task = None
     return DeadLetter(task, error, attempts, failed_at, id, bytes(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """How much a pipeline's queue holds, for `status` and metrics (None: not known)."""
+
+    waiting: int | None  # published, not yet delivered (Kafka: consumer-group lag)
+    in_flight: int | None = None  # delivered to a worker, not yet acked
+    consumers: int | None = None  # workers seen consuming
 
 
 @runtime_checkable

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from v10r.errors import QueueError
-from v10r.queues.base import DeadLetter, Delivery, read_delivery
+from v10r.queues.base import DeadLetter, Delivery, Depth, read_delivery
 from v10r.queues.connect import within
 from v10r.queues.kafka_dlq import commit_replayed, read_dead_letters
 from v10r.queues.kafka_offsets import OffsetTracker
@@ -179,6 +179,7 @@ class KafkaQueue:
                 tracker.delivered(tp, record.offset)
                 deliveries.append(read_delivery(record.value or b"", _attempts(record.headers),
                                                 (tp, record.offset)))
+                deliveries[-1].enqueued_at = record.timestamp / 1000 if record.timestamp else None
         return deliveries
 
     async def _consumer(self, pipeline: str) -> tuple[AIOKafkaConsumer, OffsetTracker]:
@@ -224,6 +225,12 @@ class KafkaQueue:
         await self._send(dlq_topic(pipeline),
                          [dead_letter_record(d, error, now) for d in deliveries])
         await self.ack(pipeline, deliveries)
+
+    async def depth(self, pipeline: str) -> Depth:
+        from v10r.queues.kafka_lag import topic_lag
+
+        faust_group = os.environ.get("V10R_FAUST_APP_ID") or "v10r"
+        return await topic_lag(self.bootstrap, task_topic(pipeline), (self.group_id, faust_group))
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, limit)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from v10r.queues.base import DeadLetter, Delivery
+from v10r.queues.base import DeadLetter, Delivery, Depth
 from v10r.tasks import Task
 
 DEFAULT_MAX_PENDING = 10_000
@@ -112,6 +112,10 @@ class MemoryQueue:
     def _taken(self, delivery: Delivery) -> bool:
         """Settle a delivery once: a second ack/retry of the same one is a no-op."""
         return self._in_flight.pop(delivery.handle, None) is not None
+
+    async def depth(self, pipeline: str) -> Depth:
+        in_flight = sum(1 for name, _, _ in self._in_flight.values() if name == pipeline)
+        return Depth(self.broker.queue(pipeline).qsize(), in_flight)
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         return list(self.broker.dead.get(pipeline, [])[:limit])

@@ -29,7 +29,7 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 
-from v10r.queues.base import DeadLetter, Delivery, read_dead_letter, read_delivery
+from v10r.queues.base import DeadLetter, Delivery, Depth, read_dead_letter, read_delivery
 from v10r.queues.connect import within
 from v10r.tasks import Task
 
@@ -171,6 +171,16 @@ class RabbitMQQueue:
                 routing_key=dlq_queue(pipeline))
             for d in deliveries))
         await self.ack(pipeline, deliveries)
+
+    async def depth(self, pipeline: str) -> Depth:
+        """Ready messages and consumers; unacked ones are not told apart by AMQP."""
+        channel = await self._conn.channel() if self._conn is not None else self.publisher
+        try:
+            queue = await channel.declare_queue(task_queue(pipeline), passive=True)
+            result = queue.declaration_result
+            return Depth(result.message_count, None, result.consumer_count)
+        finally:
+            await channel.close()
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         """Peek: take messages unacked on a private channel, then close it to put them back."""

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from v10r.queues.base import DeadLetter, Delivery, read_dead_letter, read_delivery
+from v10r.queues.base import DeadLetter, Delivery, Depth, read_dead_letter, read_delivery
 from v10r.queues.connect import consumer_name, within
 from v10r.redis_client import client_from_url
 from v10r.tasks import Task
@@ -223,6 +223,22 @@ class RedisQueue:
         pipe.xack(task_stream(pipeline), GROUP, *ids)
         pipe.xdel(task_stream(pipeline), *ids)
 
+    async def depth(self, pipeline: str) -> Depth:
+        """The group's lag (Redis 7) or the stream's length, pending entries, and
+        consumers that are alive (their heartbeat key has not expired)."""
+        stream = task_stream(pipeline)
+        if not await self.redis.exists(stream):
+            return Depth(0, 0, 0)
+        groups = [g for g in await self.redis.xinfo_groups(stream) if _text(g["name"]) == GROUP]
+        if not groups:
+            return Depth(await self.redis.xlen(stream), 0, 0)
+        group = groups[0]
+        lag = group.get("lag")
+        consumers = [c["name"] for c in await self.redis.xinfo_consumers(stream, GROUP)]
+        alive = sum([await self.redis.exists(alive_key(_text(c))) for c in consumers])
+        return Depth(int(lag) if lag is not None else await self.redis.xlen(stream),
+                     int(group["pending"]), alive)
+
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         entries = await self.redis.xrange(dlq_stream(pipeline), count=limit)
         return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
@@ -258,7 +274,10 @@ def _delivery(entry_id: bytes, fields: dict[bytes, bytes], *, redelivered: int) 
         attempts = int(fields.get(b"attempts", b"1")) + redelivered
     except ValueError:
         attempts = 1 + redelivered
-    return read_delivery(fields.get(b"task", b""), attempts, entry_id)
+    delivery = read_delivery(fields.get(b"task", b""), attempts, entry_id)
+    with contextlib.suppress(ValueError):  # a stream id starts with its unix time in ms
+        delivery.enqueued_at = int(bytes(entry_id).split(b"-")[0]) / 1000
+    return delivery
 
 
 def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -108,3 +109,53 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_dict(plan), indent=2, ensure_ascii=False)
+
+
+# ---- markdown, for pull-request comments --------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#+!|~$])")
+
+
+def _md(text: object) -> str:
+    """Text as inert markdown: no HTML, no links or emphasis, no table breaks, one line."""
+    plain = printable(text).replace("\n", " ").replace("\r", " ")
+    plain = plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", plain)
+
+
+def _md_number(value: int | None, prefix: str = "") -> str:
+    return "—" if value is None else f"{prefix}{value:,}"
+
+
+def render_markdown(plan: Plan) -> str:
+    """A table of pipelines (action, rows and tokens to embed, cost), the destructive
+    operations called out, then every operation in a collapsed list."""
+    lines = ["### v10r plan", "",
+             "| database | pipeline | table → column | action | rows to embed | tokens | cost |",
+             "|---|---|---|---|---:|---:|---:|"]
+    notes: list[str] = []
+    for d in plan.databases:
+        for p in d.pipelines:
+            cost = "—" if p.cost_usd is None else f"~${p.cost_usd:,.4f}"
+            lines.append(f"| {_md(d.database)} | {_md(p.name)} | {_md(p.table)} → "
+                         f"{_md(p.embedding_column)} | **{_md(p.action)}** | "
+                         f"{_md_number(p.rows_to_embed)} | {_md_number(p.tokens, '~')} | "
+                         f"{cost} |")
+            notes += [f"- **{_md(p.name)}**: {_md(note)}" for note in p.notes]
+    if notes:
+        lines += ["", *notes]
+    dangerous = list(destructive(plan.operations))
+    if dangerous:
+        caution = (f"> **{len(dangerous)} destructive operation(s)**: `v10r apply` asks "
+                   "before running them (`--yes` in CI):")
+        lines += ["", "> [!CAUTION]", caution]
+        lines += [f"> - {_md(op.describe())}" for op in dangerous]
+    count = len(plan.operations)
+    if count:
+        lines += ["", f"<details><summary>{count} operation(s)</summary>", ""]
+        lines += [f"- {'**destructive:** ' if op.destructive else ''}{_md(op.describe())}"
+                  for op in plan.operations]
+        lines += ["", "</details>"]
+    lines += ["", f"{count} operation(s) pending; `v10r apply` makes them." if count
+              else "No changes: the databases match the specs."]
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import asyncpg
 from v10r.compile.names import PipelineNames, pipeline_names
 from v10r.db import create_pool
 from v10r.errors import PlanError, ProviderError
+from v10r.ops.logs import fields
+from v10r.ops.metrics import BATCH_SECONDS, PROVIDER_SECONDS, WRITE_LATENCY_SECONDS
 from v10r.providers.base import Provider
 from v10r.redact import mask_text, mask_url
 from v10r.spec.model import Database, Pipeline
@@ -54,7 +57,8 @@ class PipelineRuntime:
               counters: Counters | None = None) -> PipelineRuntime:
         """The processor over `provider` behind its breaker, with the pipeline's breakers."""
         breakers = breakers if breakers is not None else Breakers()
-        guarded = GuardedProvider(provider, breakers.get("provider", _provider_name(provider)))
+        name = _provider_name(provider)
+        guarded = GuardedProvider(TimedProvider(provider, name), breakers.get("provider", name))
         return cls(BatchProcessor(pipeline, names, read_pool, write_pool, guarded), guarded,
                    breakers.get("database", pipeline.database.name, _identity(pipeline)),
                    breakers.get("pipeline", pipeline.name), counters or Counters())
@@ -77,7 +81,7 @@ class PipelineRuntime:
 
         A bug fails the whole batch, retryable, so nothing is ever silently dropped.
         """
-        conflicts = 0
+        conflicts, started = 0, time.monotonic()
         while True:
             try:
                 outcome = await self.processor.process(tasks)
@@ -102,6 +106,7 @@ class PipelineRuntime:
             else:
                 self.database.close()
                 self.schema.close()
+                report_batch(self.pipeline, tasks, outcome, time.monotonic() - started)
                 return outcome
             self.counters.errors += 1
             if not await breaker.wait(stop, probe):
@@ -145,6 +150,46 @@ class PipelineRuntime:
         message = mask_text(f"unexpected error: {type(exc).__name__}: {exc}")
         return BatchOutcome([TaskOutcome(Status.FAILED, message, retryable=True)
                              for _ in tasks])
+
+
+class TimedProvider:
+    """A provider whose every embedding call is timed into the latency histogram."""
+
+    def __init__(self, inner: Provider, label: str) -> None:
+        self.inner, self.label = inner, label
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def embed(self, texts: Sequence[str], *, priority: str = "live") -> object:
+        started = time.monotonic()
+        try:
+            return await self.inner.embed(texts, priority=priority)  # type: ignore[arg-type]
+        finally:
+            PROVIDER_SECONDS.labels(self.label).observe(time.monotonic() - started)
+
+
+def report_batch(pipeline: Pipeline, tasks: Sequence[Task], outcome: BatchOutcome,
+                 seconds: float) -> None:
+    """One info line per batch (with JSON fields) and its duration in the histogram."""
+    BATCH_SECONDS.labels(pipeline.name).observe(seconds)
+    written, failed = outcome.count(Status.WRITTEN), sum(not o.done for o in outcome.outcomes)
+    log.info("pipeline %s: batch of %d row(s) on %s: %d written, %d skipped, %d failed "
+             "in %.0f ms", pipeline.name, len(tasks), pipeline.source.table, written,
+             len(tasks) - written - failed, failed, seconds * 1000,
+             extra=fields(pipeline=pipeline.name, table=pipeline.source.table,
+                          batch_size=len(tasks), written=written,
+                          skipped=len(tasks) - written - failed, failed=failed,
+                          duration_ms=round(seconds * 1000, 1), queue=pipeline.queue.kind))
+
+
+def observe_write_latency(pipeline: str, outcome: BatchOutcome,
+                          enqueued_at: Sequence[float | None]) -> None:
+    """Enqueue-to-write time of each written task whose broker stamped it."""
+    now = time.time()
+    for result, at in zip(outcome.outcomes, enqueued_at, strict=False):
+        if at is not None and result.status is Status.WRITTEN:
+            WRITE_LATENCY_SECONDS.labels(pipeline).observe(max(0.0, now - at))
 
 
 class Runtime:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from v10r.providers.retry import OUTAGE_BACKOFF, Backoff
 from v10r.queues.base import Delivery, Queue
 from v10r.redact import mask_text
-from v10r.work.runtime import PipelineRuntime
+from v10r.work.runtime import PipelineRuntime, observe_write_latency
 from v10r.work.settle import (
     Counters,
     Settlement,
@@ -101,6 +101,7 @@ class PipelineWorker:
             await self._pause("settle", exc, 1, stop)
             return
         self.stats.add(count(outcome, plan))
+        observe_write_latency(self.pipeline, outcome, [d.enqueued_at for d in readable])
         for reason, indices in plan.dead.items():
             log_dead_letters(self.pipeline, [tasks[i].id for i in indices], reason)
         if plan.retry:
