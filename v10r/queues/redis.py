@@ -1,15 +1,17 @@
 """Redis streams: one stream per pipeline, one consumer group shared by all workers.
 
 Layout (stable; `v10r dlq` and operators rely on it):
-- tasks: stream `v10r:tasks:<pipeline>`, group `v10r-workers`, fields `task` (the
-  `Task.to_json()` bytes) and `attempts` (deliveries before this entry; "1" when fresh);
+- tasks: stream `v10r:tasks:<pipeline>`, group `v10r-workers`, fields `task` (a task
+  message, up to `MAX_MESSAGE_ROWS` rows; see `v10r.tasks`) and `attempts` (deliveries
+  before this entry; "1" when fresh);
 - dead letters: stream `v10r:dlq:<pipeline>`, fields `task`, `error`, `attempts`,
   `failed_at` (unix seconds).
 
 - liveness: key `v10r:alive:<consumer>`, refreshed while the consumer runs, expiring
   `dead_after` seconds after it stops.
 
-Ack is XACK+XDEL, so the stream holds only unfinished work. A consumer that dies keeps
+Ack is XACK+XDEL of an entry once all its rows are settled (a retried row is re-added
+alone, in the same transaction), so the stream holds only unfinished work. A consumer that dies keeps
 its entries pending; once its liveness key has expired, any other consumer claims them
 (XCLAIM), and the stream's delivery counter adds to `attempts`. A live consumer's
 batch is never taken, however slow it is.
@@ -26,9 +28,17 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from v10r.queues.base import DeadLetter, Delivery, read_dead_letter, read_delivery
+from v10r.queues.base import (
+    DeadLetter,
+    Delivery,
+    Held,
+    read_dead_letter,
+    read_deliveries,
+    readable,
+    settled_messages,
+)
 from v10r.queues.connect import consumer_name, within
-from v10r.tasks import Task
+from v10r.tasks import MAX_MESSAGE_ROWS, Task, pack
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,7 @@ class RedisQueue:
         self._redis: aioredis.Redis | None = None
         self._groups: set[str] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._held = Held()
 
     def __repr__(self) -> str:
         return f"RedisQueue(consumer={self.consumer!r})"  # never the URL: it may hold a password
@@ -83,6 +94,7 @@ class RedisQueue:
 
     async def close(self) -> None:
         """Stop the heartbeat and drop the liveness key: what is pending is taken over now."""
+        self._held = Held()  # unacked on the broker: redelivered
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -120,23 +132,27 @@ class RedisQueue:
         self._groups.add(pipeline)
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
-        await self._add(pipeline, [(task, 1) for task in tasks])
-
-    async def _add(self, pipeline: str, entries: Sequence[tuple[Task, int]]) -> None:
         await self._ensure_group(pipeline)
         pipe = self.redis.pipeline(transaction=False)
-        for task, attempts in entries:
-            pipe.xadd(task_stream(pipeline), {"task": task.to_json(), "attempts": attempts},
+        for message in pack(tasks):
+            pipe.xadd(task_stream(pipeline), {"task": message.body, "attempts": 1},
                       maxlen=self.maxlen, approximate=True)
         await pipe.execute()
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
+        """Up to `max_batch` rows: those held from a message read before, else new ones."""
+        if held := self._held.take(pipeline, max_batch):
+            return held
+        return self._held.split(pipeline, await self._read(pipeline, max_batch, timeout),
+                                max_batch)
+
+    async def _read(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
         """Take over a dead consumer's entries first; otherwise block for new ones."""
         await self._ensure_group(pipeline)
         await self._beat()
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
-            reclaimed = await self._reclaim(pipeline, max_batch)
+            reclaimed = await self._reclaim(pipeline, _entries_for(max_batch))
             if reclaimed:
                 return reclaimed
             remaining = deadline - time.monotonic()
@@ -145,11 +161,24 @@ class RedisQueue:
             if fresh or remaining <= RECLAIM_EVERY:
                 return fresh
 
-    async def _read_new(self, pipeline: str, count: int, block_ms: int) -> list[Delivery]:
-        reply = await self.redis.xreadgroup(GROUP, self.consumer, {task_stream(pipeline): ">"},
-                                            count=count, block=block_ms if block_ms > 0 else None)
-        entries = reply[0][1] if reply else []
-        return [_delivery(entry_id, fields, redelivered=0) for entry_id, fields in entries]
+    async def _read_new(self, pipeline: str, max_rows: int, block_ms: int) -> list[Delivery]:
+        """Block for the first entries, then read on without waiting up to `max_rows`."""
+        got: list[Delivery] = []
+        block: int | None = block_ms if block_ms > 0 else None
+        per_entry = MAX_MESSAGE_ROWS  # a guess until entries were seen
+        while len(got) < max_rows:
+            reply = await self.redis.xreadgroup(
+                GROUP, self.consumer, {task_stream(pipeline): ">"},
+                count=-(-(max_rows - len(got)) // per_entry), block=block)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            rows = [d for entry_id, fields in entries
+                    for d in _deliveries(entry_id, fields, redelivered=0)]
+            got += rows
+            per_entry = max(1, len(rows) // len(entries))
+            block = None
+        return got
 
     async def _reclaim(self, pipeline: str, count: int) -> list[Delivery]:
         """Claim the pending entries of consumers whose liveness key has expired."""
@@ -179,16 +208,15 @@ class RedisQueue:
         entries = [(i, f) for i, f in claimed if f]
         if entries:
             log.info("took over %d task(s) of %s, which stopped", len(entries), _text(holder))
-        return [_delivery(i, f, redelivered=before.get(i, 1)) for i, f in entries]
+        return [d for i, f in entries for d in _deliveries(i, f, redelivered=before.get(i, 1))]
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        ids = [d.handle for d in deliveries]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(task_stream(pipeline), GROUP, *ids)
-        pipe.xdel(task_stream(pipeline), *ids)
-        await pipe.execute()
+        ids = settled_messages(deliveries)
+        if ids:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(task_stream(pipeline), GROUP, *ids)
+            pipe.xdel(task_stream(pipeline), *ids)
+            await pipe.execute()
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         """Re-add with attempts+1 and drop the old entry in one transaction: never lost."""
@@ -214,9 +242,11 @@ class RedisQueue:
     @staticmethod
     def _settle(pipe: aioredis.client.Pipeline, pipeline: str,
                 deliveries: Sequence[Delivery]) -> None:
-        ids = [d.handle for d in deliveries]
-        pipe.xack(task_stream(pipeline), GROUP, *ids)
-        pipe.xdel(task_stream(pipeline), *ids)
+        """Ack the entries whose last row this settles, in the caller's transaction."""
+        ids = settled_messages(deliveries)
+        if ids:
+            pipe.xack(task_stream(pipeline), GROUP, *ids)
+            pipe.xdel(task_stream(pipeline), *ids)
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         entries = await self.redis.xrange(dlq_stream(pipeline), count=limit)
@@ -230,7 +260,7 @@ class RedisQueue:
             for entry_id in ids:
                 pipe.xrange(dlq_stream(pipeline), min=entry_id, max=entry_id)
             entries = [e for found in await pipe.execute() for e in found]
-        entries = [(i, f) for i, f in entries if _readable(f.get(b"task", b""))]
+        entries = [(i, f) for i, f in entries if readable(f.get(b"task", b""))]
         if not entries:
             return 0
         await self._ensure_group(pipeline)
@@ -248,22 +278,24 @@ class RedisQueue:
         self._groups.discard(pipeline)
 
 
-def _delivery(entry_id: bytes, fields: dict[bytes, bytes], *, redelivered: int) -> Delivery:
+def _entries_for(rows: int) -> int:
+    """Entries to read for about `rows` rows: a full entry holds `MAX_MESSAGE_ROWS`."""
+    return max(1, rows // MAX_MESSAGE_ROWS)
+
+
+def _deliveries(entry_id: bytes, fields: dict[bytes, bytes], *,
+                redelivered: int) -> list[Delivery]:
     try:
         attempts = int(fields.get(b"attempts", b"1")) + redelivered
     except ValueError:
         attempts = 1 + redelivered
-    return read_delivery(fields.get(b"task", b""), attempts, entry_id)
+    return read_deliveries(fields.get(b"task", b""), attempts, entry_id)
 
 
 def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     return read_dead_letter(fields.get(b"task", b""), error=fields[b"error"].decode(),
                             attempts=int(fields[b"attempts"]),
                             failed_at=float(fields[b"failed_at"]), id=entry_id.decode())
-
-
-def _readable(raw: bytes) -> bool:
-    return read_delivery(raw, 1, None).task is not None
 
 
 def _text(name: bytes | str) -> str:
