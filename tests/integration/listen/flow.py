@@ -21,11 +21,12 @@ from v10r.listen.listener import Listener
 from v10r.listen.targets import Target
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.factory import create_provider
+from v10r.providers.retry import Backoff
 from v10r.queues.memory import MemoryQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.model import Pipeline
-from v10r.work.core import BatchProcessor
-from v10r.work.worker import Backoff, PipelineWorker
+from v10r.work.runtime import PipelineRuntime
+from v10r.work.worker import PipelineWorker
 
 DIMENSIONS = 8
 
@@ -77,13 +78,13 @@ class Flow:
 @contextlib.asynccontextmanager
 async def flowing(pipeline: Pipeline, *, catchup: bool = False) -> AsyncIterator[Flow]:
     await apply_pipelines([pipeline])
-    queue = MemoryQueue(max_attempts=pipeline.queue.max_attempts)
+    queue = MemoryQueue()
     target = Target.of(pipeline)
     listener = Listener([target], queue, fast_settings(catchup=catchup, catchup_interval_s=None))
     pool = await create_pool(pipeline.database, max_size=4)
     provider = create_provider(pipeline.embedding, pipeline=pipeline.name)
-    worker = PipelineWorker(BatchProcessor(pipeline, target.names, pool, pool, provider),
-                            queue, timeout=0.05, backoff=Backoff(initial=0.01, maximum=0.05))
+    runtime = PipelineRuntime.build(pipeline, target.names, pool, pool, provider)
+    worker = PipelineWorker(runtime, queue, timeout=0.05, backoff=Backoff(base_s=0.01, cap_s=0.05))
     stop = asyncio.Event()
     try:
         async with running(listener):
