@@ -25,6 +25,7 @@ READ_VERSIONS = (1, 2)
 MAX_MESSAGE_ROWS = 100  # rows per message: amortizes the broker's cost, bounds a redelivery
 
 Origin = Literal["live", "catchup"]  # a change notification, or a catch-up scan / backfill
+ORIGINS: tuple[Origin, ...] = ("live", "catchup")  # where queues keep them apart: live first
 
 
 @dataclass(frozen=True, slots=True)

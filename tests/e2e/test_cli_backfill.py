@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.test_cli_listen import REDIS_URL, ROOT, WAIT_S, Setup, make_setup, run_cli, stop
 from v10r.listen.backfill import LOCK_CLASS
-from v10r.queues.redis import RedisQueue
+from v10r.queues.redis import RedisQueue, task_stream
 from v10r.tasks import read_message
 
 pytestmark = [pytest.mark.e2e]
@@ -20,7 +20,7 @@ ROWS = 1200
 
 
 async def queued_ids(queue: RedisQueue, pipeline: str) -> list[int]:
-    entries = await queue.redis.xrange(f"v10r:tasks:{pipeline}")
+    entries = await queue.redis.xrange(task_stream(pipeline, "catchup"))
     return [t.id for _, fields in entries for t in read_message(fields[b"task"])]  # type: ignore[misc]
 
 
@@ -61,7 +61,7 @@ async def test_a_second_run_while_rows_are_queued_enqueues_nothing(redis_setup):
 async def test_a_run_that_stopped_resumes_after_its_last_published_key(redis_setup):
     setup, queue = redis_setup
     assert (await backfill(setup))[0] == 0
-    await queue.redis.delete(f"v10r:tasks:{setup.name}")
+    await queue.redis.delete(task_stream(setup.name, "catchup"))
     await setup.db.execute("UPDATE v10r.backfill SET after_key = '700', published = 700, "
                            "finished_at = NULL")  # as a run killed after its 700th row
 
@@ -77,7 +77,7 @@ async def test_a_run_that_stopped_resumes_after_its_last_published_key(redis_set
 async def test_a_bookmark_that_is_not_a_key_restarts_from_the_first_row(redis_setup, bookmark):
     setup, queue = redis_setup
     assert (await backfill(setup))[0] == 0
-    await queue.redis.delete(f"v10r:tasks:{setup.name}")
+    await queue.redis.delete(task_stream(setup.name, "catchup"))
     await setup.db.execute(f"UPDATE v10r.backfill SET after_key = {bookmark}::jsonb, "
                            "published = 5, finished_at = NULL")
 

@@ -195,7 +195,7 @@ async def test_backfill_enqueues_every_stale_row_on_redis(pg_dsn: str, tmp_path:
                                        "--pipeline", setup.name)
         assert code == 0, err
         assert f"{setup.name}: 1200 row(s) enqueued" in out
-        entries = await queue.redis.xrange(f"v10r:tasks:{setup.name}")
+        entries = await queue.redis.xrange(f"v10r:tasks:{setup.name}:catchup")
         assert sum(len(read_message(f[b"task"])) for _, f in entries) == 1200
         assert len(entries) == 12  # batched: pages of 1000 rows, messages of 100
     finally:

@@ -84,3 +84,17 @@ def test_an_unreadable_message_is_one_delivery_settled_at_once():
     [bad] = read_deliveries(b"{oops", 3, "h")
     assert bad.task is None and bad.error and bad.attempts == 3 and bad.body == b"{oops"
     assert settled_messages([bad]) == ["h"]
+
+
+def test_a_faust_event_of_a_batched_message_is_one_incoming_per_row():
+    from v10r.stream.runtime import incoming
+
+    class Event:  # what `incoming` reads of a Faust event
+        def __init__(self, value: bytes) -> None:
+            self.value = value
+            self.message = type("M", (), {"headers": [("attempts", b"2")], "timestamp": 5.0})
+
+    batch = tasks(range(7))
+    rows = incoming(Event(pack(batch)[0].body))
+    assert [r.task for r in rows] == batch
+    assert {(r.attempts, r.published_at) for r in rows} == {(2, 5.0)}

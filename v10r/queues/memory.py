@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from v10r.queues.base import DeadLetter, Delivery
-from v10r.tasks import Task
+from v10r.tasks import ORIGINS, Task
 
 DEFAULT_MAX_PENDING = 10_000
-ORIGINS = ("live", "catchup")  # the order consumers take tasks in
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Redis streams: one stream per pipeline, one consumer group shared by all workers.
 
 Layout (stable; `v10r dlq` and operators rely on it):
-- tasks: stream `v10r:tasks:<pipeline>`, group `v10r-workers`, fields `task` (a task
+- tasks: stream `v10r:tasks:<pipeline>` for live tasks and `v10r:tasks:<pipeline>:catchup`
+  for catch-up and backfill tasks, which a consumer reads only when no live task waits;
+  group `v10r-workers` on each, fields `task` (a task
   message, up to `MAX_MESSAGE_ROWS` rows; see `v10r.tasks`) and `attempts` (deliveries
   before this entry; "1" when fresh);
 - dead letters: stream `v10r:dlq:<pipeline>`, fields `task`, `error`, `attempts`,
@@ -38,7 +40,7 @@ from v10r.queues.base import (
     settled_messages,
 )
 from v10r.queues.connect import consumer_name, within
-from v10r.tasks import MAX_MESSAGE_ROWS, Task, pack
+from v10r.tasks import MAX_MESSAGE_ROWS, ORIGINS, Task, pack, read_message
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,13 @@ DEAD_AFTER = 3.0  # a consumer whose liveness key is this old is presumed dead
 SOCKET_TIMEOUT = 15.0
 
 
-def task_stream(pipeline: str) -> str:
-    return f"v10r:tasks:{pipeline}"
+def task_stream(pipeline: str, origin: str = "live") -> str:
+    """Live tasks and catch-up (backfill) tasks have a stream each: live ones go first."""
+    return f"v10r:tasks:{pipeline}" if origin == "live" else f"v10r:tasks:{pipeline}:{origin}"
+
+
+def task_streams(pipeline: str) -> tuple[str, ...]:
+    return tuple(task_stream(pipeline, origin) for origin in ORIGINS)
 
 
 def dlq_stream(pipeline: str) -> str:
@@ -124,19 +131,21 @@ class RedisQueue:
     async def _ensure_group(self, pipeline: str) -> None:
         if pipeline in self._groups:
             return
-        try:
-            await self.redis.xgroup_create(task_stream(pipeline), GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in task_streams(pipeline):
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         self._groups.add(pipeline)
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
         await self._ensure_group(pipeline)
         pipe = self.redis.pipeline(transaction=False)
-        for message in pack(tasks):
-            pipe.xadd(task_stream(pipeline), {"task": message.body, "attempts": 1},
-                      maxlen=self.maxlen, approximate=True)
+        for origin in ORIGINS:
+            for message in pack([t for t in tasks if t.origin == origin]):
+                pipe.xadd(task_stream(pipeline, origin), {"task": message.body, "attempts": 1},
+                          maxlen=self.maxlen, approximate=True)
         await pipe.execute()
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
@@ -162,27 +171,40 @@ class RedisQueue:
                 return fresh
 
     async def _read_new(self, pipeline: str, max_rows: int, block_ms: int) -> list[Delivery]:
-        """Block for the first entries, then read on without waiting up to `max_rows`."""
+        """Live entries if there are any; else block for entries of either stream."""
+        live = await self._read_streams([task_stream(pipeline)], max_rows, None)
+        if live:
+            return live
+        return await self._read_streams(task_streams(pipeline), max_rows,
+                                        block_ms if block_ms > 0 else None)
+
+    async def _read_streams(self, streams: Sequence[str], max_rows: int,
+                            block: int | None) -> list[Delivery]:
+        """Wait up to `block` ms for the first entries, then read on up to `max_rows`."""
         got: list[Delivery] = []
-        block: int | None = block_ms if block_ms > 0 else None
         per_entry = MAX_MESSAGE_ROWS  # a guess until entries were seen
         while len(got) < max_rows:
             reply = await self.redis.xreadgroup(
-                GROUP, self.consumer, {task_stream(pipeline): ">"},
+                GROUP, self.consumer, dict.fromkeys(streams, ">"),
                 count=-(-(max_rows - len(got)) // per_entry), block=block)
-            entries = reply[0][1] if reply else []
+            entries = [(_text(stream), e) for stream, found in reply or () for e in found]
             if not entries:
                 break
-            rows = [d for entry_id, fields in entries
-                    for d in _deliveries(entry_id, fields, redelivered=0)]
+            rows = [d for stream, (entry_id, fields) in entries
+                    for d in _deliveries(stream, entry_id, fields, redelivered=0)]
             got += rows
             per_entry = max(1, len(rows) // len(entries))
             block = None
         return got
 
     async def _reclaim(self, pipeline: str, count: int) -> list[Delivery]:
+        for stream in task_streams(pipeline):
+            if claimed := await self._reclaim_stream(stream, count):
+                return claimed
+        return []
+
+    async def _reclaim_stream(self, stream: str, count: int) -> list[Delivery]:
         """Claim the pending entries of consumers whose liveness key has expired."""
-        stream = task_stream(pipeline)
         holders = [c["name"] for c in await self.redis.xinfo_consumers(stream, GROUP)
                    if c["pending"] and _text(c["name"]) != self.consumer]
         if not holders:
@@ -208,14 +230,12 @@ class RedisQueue:
         entries = [(i, f) for i, f in claimed if f]
         if entries:
             log.info("took over %d task(s) of %s, which stopped", len(entries), _text(holder))
-        return [d for i, f in entries for d in _deliveries(i, f, redelivered=before.get(i, 1))]
+        return [d for i, f in entries
+                for d in _deliveries(stream, i, f, redelivered=before.get(i, 1))]
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
-        ids = settled_messages(deliveries)
-        if ids:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.xack(task_stream(pipeline), GROUP, *ids)
-            pipe.xdel(task_stream(pipeline), *ids)
+        pipe = self.redis.pipeline(transaction=True)
+        if self._settle(pipe, deliveries):
             await pipe.execute()
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
@@ -223,9 +243,11 @@ class RedisQueue:
         if deliveries:
             pipe = self.redis.pipeline(transaction=True)
             for d in deliveries:
-                pipe.xadd(task_stream(pipeline), {"task": d.body, "attempts": d.attempts + 1},
+                origin = d.task.origin if d.task is not None else "live"
+                pipe.xadd(task_stream(pipeline, origin),
+                          {"task": d.body, "attempts": d.attempts + 1},
                           maxlen=self.maxlen, approximate=True)
-            self._settle(pipe, pipeline, deliveries)
+            self._settle(pipe, deliveries)
             await pipe.execute()
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
@@ -236,17 +258,19 @@ class RedisQueue:
         for d in deliveries:
             pipe.xadd(dlq_stream(pipeline), {"task": d.body, "error": error,
                                              "attempts": d.attempts, "failed_at": repr(now)})
-        self._settle(pipe, pipeline, deliveries)
+        self._settle(pipe, deliveries)
         await pipe.execute()
 
     @staticmethod
-    def _settle(pipe: aioredis.client.Pipeline, pipeline: str,
-                deliveries: Sequence[Delivery]) -> None:
+    def _settle(pipe: aioredis.client.Pipeline, deliveries: Sequence[Delivery]) -> bool:
         """Ack the entries whose last row this settles, in the caller's transaction."""
-        ids = settled_messages(deliveries)
-        if ids:
-            pipe.xack(task_stream(pipeline), GROUP, *ids)
-            pipe.xdel(task_stream(pipeline), *ids)
+        by_stream: dict[str, list[bytes]] = {}
+        for stream, entry_id in settled_messages(deliveries):
+            by_stream.setdefault(stream, []).append(entry_id)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+        return bool(by_stream)
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         entries = await self.redis.xrange(dlq_stream(pipeline), count=limit)
@@ -266,7 +290,8 @@ class RedisQueue:
         await self._ensure_group(pipeline)
         pipe = self.redis.pipeline(transaction=True)
         for _, fields in entries:
-            pipe.xadd(task_stream(pipeline), {"task": fields[b"task"], "attempts": 1},
+            pipe.xadd(task_stream(pipeline, _origin(fields[b"task"])),
+                      {"task": fields[b"task"], "attempts": 1},
                       maxlen=self.maxlen, approximate=True)
         pipe.xdel(dlq_stream(pipeline), *[entry_id for entry_id, _ in entries])
         await pipe.execute()
@@ -274,7 +299,7 @@ class RedisQueue:
 
     async def drop(self, pipeline: str) -> None:
         """Delete the pipeline's streams (tests, and `v10r` when a pipeline is removed)."""
-        await self.redis.delete(task_stream(pipeline), dlq_stream(pipeline))
+        await self.redis.delete(*task_streams(pipeline), dlq_stream(pipeline))
         self._groups.discard(pipeline)
 
 
@@ -283,13 +308,17 @@ def _entries_for(rows: int) -> int:
     return max(1, rows // MAX_MESSAGE_ROWS)
 
 
-def _deliveries(entry_id: bytes, fields: dict[bytes, bytes], *,
+def _deliveries(stream: str, entry_id: bytes, fields: dict[bytes, bytes], *,
                 redelivered: int) -> list[Delivery]:
     try:
         attempts = int(fields.get(b"attempts", b"1")) + redelivered
     except ValueError:
         attempts = 1 + redelivered
-    return read_deliveries(fields.get(b"task", b""), attempts, entry_id)
+    return read_deliveries(fields.get(b"task", b""), attempts, (stream, entry_id))
+
+
+def _origin(raw: bytes) -> str:
+    return read_message(raw)[0].origin  # a replayed dead letter: readable, one row
 
 
 def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:

@@ -89,7 +89,7 @@ async def test_forged_notifications_are_dropped_and_every_real_update_is_written
             assert_vector(row["body_embedding"], row["body"])
         assert flow.listener.stats.bad_payloads == 4 * len(forged)
         assert flow.listener.stats.published == 4 * (len(ABSENT) + 1)
-        assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.failed == 0
+        assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.retried == 0
         assert flow.worker.stats.written == 4
         assert await flow.queue.dead_letters(pipeline.name) == []
         assert sum(len(r.texts) for r in openai_server.requests) == 4  # one text per update
@@ -120,7 +120,7 @@ async def test_forged_composite_keys_are_dropped(
             await wait_until(lambda: flow.listener.stats.bad_payloads == len(forged))
         assert_vector(await conn.fetchval(f"SELECT body_embedding FROM {table}"), "new")
         assert flow.listener.stats.published == 1
-        assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.failed == 0
+        assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.retried == 0
     finally:
         await conn.close()
 

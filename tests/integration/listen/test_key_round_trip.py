@@ -83,7 +83,7 @@ async def test_every_key_type_is_written_and_never_found_stale_again(
         for row in rows:
             assert_vector(row["body_embedding"], row["body"])
         assert await flow.stale(conn) == 0
-        assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.failed == 0
+        assert flow.worker.stats.dead_lettered == 0 and flow.worker.stats.retried == 0
         assert flow.listener.stats.bad_payloads == 0
     finally:
         await conn.close()

@@ -4,6 +4,8 @@ once all its rows are settled; a consumer that dies mid-message loses no row."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.fixtures.queues import QueueFactory
@@ -76,3 +78,21 @@ async def test_a_row_stays_on_one_kafka_partition_whatever_it_is_batched_with(
     assert all(len(found) == 1 for found in partitions.values())
     assert len({p for found in partitions.values() for p in found}) > 1  # rows are spread
     await queue.ack(pipeline, deliveries)
+
+
+async def test_live_tasks_are_taken_before_a_backlog_of_backfill_tasks(
+        queue_factory: QueueFactory) -> None:
+    if queue_factory.kind not in ("memory", "redis"):
+        pytest.skip("RabbitMQ and Kafka deliver in publish order (see docs/operations.md)")
+    queue, pipeline = await queue_factory(), queue_factory.pipeline
+    backlog = [replace(t, origin="catchup") for t in make_tasks(pipeline, range(500))]
+    await queue.publish(pipeline, backlog)
+    await queue.publish(pipeline, make_tasks(pipeline, [1000, 1001]))
+
+    first = await collect(queue, pipeline, 1, max_batch=64)
+    assert [d.task.id for d in first[:2]] == [1000, 1001]  # type: ignore[union-attr]
+    rest = first[2:] + await collect(queue, pipeline, 500 - len(first[2:]), max_batch=500)
+    assert sorted(d.task.id for d in rest) == list(range(500))  # type: ignore[union-attr]
+    assert {d.task.origin for d in rest} == {"catchup"}  # type: ignore[union-attr]
+    await queue.ack(pipeline, first[:2] + rest)
+    assert await queue.consume(pipeline, max_batch=10, timeout=0.3) == []
