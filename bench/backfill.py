@@ -20,9 +20,11 @@ from typing import Any
 
 import _harness as h
 import asyncpg
-from catchup import load_rows
+from catchup import against_baseline, load_rows, table_bench
 
 from v10r.listen.backfill import backfill_target
+
+BASELINE_ROWS = 200_000  # the baseline's rate is flat beyond this; its arrays are in memory
 
 
 async def run_backfill(svc: h.Services, kind: str, rows: int, workers: int) -> dict[str, Any]:
@@ -51,13 +53,7 @@ async def run(args: Any) -> dict[str, Any]:
     rows = args.rows or (5_000 if args.quick else 1_000_000)
     async with h.services(kafka=args.queue == "kafka") as svc:
         result = await run_backfill(svc, args.queue, rows, args.workers)
-        baseline = await h.baseline_write(svc.dsn, min(rows, 200_000))
-        versions = await h.server_versions(svc.dsn)
-    result["baseline_rows_per_s"] = round(baseline, 1)
-    result["ratio"] = round(result["rows_per_s"] / baseline, 3)
-    return {"benchmark": "backfill", "quick": args.quick, "rows": rows,
-            "provider": "deterministic", "machine": h.machine() | versions,
-            "results": [result]}
+        return await against_baseline("backfill", args, svc, result, min(rows, BASELINE_ROWS))
 
 
 def render(report: Mapping[str, Any]) -> None:
@@ -76,12 +72,7 @@ def render(report: Mapping[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = h.base_parser(__doc__)
-    parser.add_argument("--rows", type=int, default=None, help="rows (default 1000000)")
-    parser.add_argument("--queue", default="redis", choices=h.QUEUES)
-    parser.add_argument("--workers", type=int, default=2, help="worker loops")
-    args = parser.parse_args()
-    h.quiet_logs()
+    args = table_bench(__doc__, 1_000_000, "redis")
     h.emit(asyncio.run(run(args)), args.json, render)
 
 
