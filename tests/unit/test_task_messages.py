@@ -50,12 +50,12 @@ def test_a_version_1_single_key_message_is_still_read():
 
 
 @pytest.mark.parametrize("raw", [
-    b'{"v":2,"pipeline":"p","database":"d","table":"t","text_column":"b",'
-    b'"embedding_column":"e","ids":[]}',
-    b'{"v":2,"pipeline":"p","database":"d","table":"t","text_column":"b",'
-    b'"embedding_column":"e","ids":7}',
-    b'{"v":2,"pipeline":1,"database":"d","table":"t","text_column":"b",'
-    b'"embedding_column":"e","ids":[1]}',
+    (b'{"v":2,"pipeline":"p","database":"d","table":"t","text_column":"b",'
+    b'"embedding_column":"e","ids":[]}'),
+    (b'{"v":2,"pipeline":"p","database":"d","table":"t","text_column":"b",'
+    b'"embedding_column":"e","ids":7}'),
+    (b'{"v":2,"pipeline":1,"database":"d","table":"t","text_column":"b",'
+    b'"embedding_column":"e","ids":[1]}'),
     b'{"v":3,"ids":[1]}', b'{"v":2}', b"[]"])
 def test_a_malformed_batch_message_is_a_clear_queue_error(raw):
     with pytest.raises(QueueError, match="malformed task message|not supported"):

@@ -22,12 +22,12 @@ from tests.integration.work.conftest import (
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.factory import create_provider
+from v10r.providers.retry import Backoff
 from v10r.queues.base import Queue
 from v10r.queues.memory import MemoryQueue
 from v10r.queues.rabbitmq import RabbitMQQueue
 from v10r.queues.redis import RedisQueue
 from v10r.spec.model import Pipeline
-from v10r.providers.retry import Backoff
 from v10r.work.breaker import Breakers
 from v10r.work.runner import run_workers
 from v10r.work.runtime import PipelineRuntime
