@@ -202,8 +202,8 @@ async def _backfill(pipelines: list[Pipeline], queue_kind: str | None, restart: 
 def _backfilled(name: str, outcome: Outcome) -> str:
     if outcome.still_pending:
         return (f"{name}: 0 row(s) enqueued; {outcome.still_pending:,} row(s) of the last "
-                "backfill are not embedded yet (--wait to watch, --restart to enqueue them "
-                "again)")
+                "backfill are not embedded yet (--wait to watch; --restart to enqueue every "
+                "stale row again, e.g. after loading rows with triggers disabled)")
     resumed = outcome.resumed_after
     after = f" (resumed after {resumed:,} published before)" if resumed else ""
     return f"{name}: {outcome.enqueued} row(s) enqueued{after}"
