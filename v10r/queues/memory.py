@@ -101,9 +101,11 @@ class MemoryQueue:
         self._in_flight.clear()
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
+        broker = self.broker
         for task in tasks:
-            await self.broker.wait_for_space(pipeline, task.origin)
-            self.broker.put(pipeline, task, 1)
+            if len(broker.lane(pipeline, task.origin).items) >= broker.max_pending:
+                await broker.wait_for_space(pipeline, task.origin)
+            broker.put(pipeline, task, 1)
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
         if not self.broker.pending(pipeline) and not await self.broker.arrival(pipeline, timeout):
