@@ -142,3 +142,28 @@ async def test_a_run_killed_mid_table_resumes_and_repeats_at_most_one_page(redis
     assert set(after) == set(range(1, 60001))  # nothing lost
     assert len(after) - 60000 <= 1000  # at most the page published but not bookmarked
     assert len(before) >= published
+
+
+@pytest.mark.parametrize("how", ["no table", "no privilege"])
+async def test_without_a_usable_bookmark_table_a_backfill_still_enqueues_every_row(
+        redis_setup, how):
+    setup, queue = redis_setup
+    if how == "no table":
+        await setup.db.execute("DROP TABLE v10r.backfill")  # a database applied long ago
+    else:
+        role = f"r_{setup.name}"
+        await setup.db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'; "
+                               f"GRANT SELECT ON \"{setup.table}\" TO {role}; "
+                               f"GRANT USAGE ON SCHEMA v10r TO {role}; "
+                               f"GRANT SELECT ON v10r.pipelines TO {role}; "
+                               f"REVOKE ALL ON v10r.backfill FROM PUBLIC")
+        dsn = setup.env["DATABASE_URL"]
+        user_dsn = dsn.replace("://", f"://{role}:pw@", 1) if "@" not in dsn else \
+            dsn.split("://")[0] + f"://{role}:pw@" + dsn.split("@", 1)[1]
+        setup.env["DATABASE_URL"] = user_dsn
+
+    code, out, err = await backfill(setup)
+
+    assert code == 0 and f"{ROWS} row(s) enqueued" in out and "Traceback" not in err, err
+    assert "cannot be resumed" in err
+    assert sorted(await queued_ids(queue, setup.name)) == list(range(1, ROWS + 1))

@@ -105,9 +105,10 @@ async def read_bookmark(conn: asyncpg.Connection, pipeline: str) -> Bookmark | N
         row = await conn.fetchrow(
             f"SELECT fingerprint, after_key::pg_catalog.text, published, finished_at "
             f"FROM {TABLE} WHERE pipeline OPERATOR(pg_catalog.=) $1", pipeline)
-    except asyncpg.UndefinedTableError:
-        log.warning("pipeline %s: table v10r.backfill is missing, so this backfill cannot be "
-                    "resumed; `v10r apply` on a new database creates it", pipeline)
+    except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError) as exc:
+        log.warning("pipeline %s: cannot read table v10r.backfill (%s), so this backfill "
+                    "cannot be resumed; it is created by `v10r apply` on a new database, and "
+                    "written by the role that applies", pipeline, exc)
         return None
     if row is None:
         return None
