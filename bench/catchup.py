@@ -80,13 +80,19 @@ async def run(args: Any) -> dict[str, Any]:
     kind = args.queue
     async with h.services(kafka=kind == "kafka") as svc:
         result = await run_catchup(svc, kind, rows, args.workers)
-        baseline = await h.baseline_write(svc.dsn, rows)  # after: its arrays would count in RSS
-        versions = await h.server_versions(svc.dsn)
+        # after the run: the baseline's arrays would count in RSS
+        return await against_baseline("catchup", args, svc, result, rows)
+
+
+async def against_baseline(name: str, args: Any, svc: h.Services, result: dict[str, Any],
+                           rows: int) -> dict[str, Any]:
+    """The report: `result` with the baseline's rows/s over `rows` rows, and the ratio."""
+    baseline = await h.baseline_write(svc.dsn, rows)
     result["baseline_rows_per_s"] = round(baseline, 1)
     result["ratio"] = round(result["rows_per_s"] / baseline, 3)
-    return {"benchmark": "catchup", "quick": args.quick, "rows": rows,
-            "provider": "deterministic", "machine": h.machine() | versions,
-            "results": [result]}
+    return {"benchmark": name, "quick": args.quick, "rows": result["rows"],
+            "provider": "deterministic",
+            "machine": h.machine() | await h.server_versions(svc.dsn), "results": [result]}
 
 
 def render(report: Mapping[str, Any]) -> None:
@@ -107,13 +113,19 @@ def render(report: Mapping[str, Any]) -> None:
     Console(width=160).print(table)
 
 
-def main() -> None:
-    parser = h.base_parser(__doc__)
-    parser.add_argument("--rows", type=int, default=None, help="rows (default 200000)")
-    parser.add_argument("--queue", default="memory", choices=h.QUEUES)
+def table_bench(doc: str, rows: int, queue: str) -> Any:
+    """The arguments of a benchmark over a table of `--rows` rows without vectors."""
+    parser = h.base_parser(doc)
+    parser.add_argument("--rows", type=int, default=None, help=f"rows (default {rows})")
+    parser.add_argument("--queue", default=queue, choices=h.QUEUES)
     parser.add_argument("--workers", type=int, default=2, help="worker loops")
     args = parser.parse_args()
     h.quiet_logs()
+    return args
+
+
+def main() -> None:
+    args = table_bench(__doc__, 200_000, "memory")
     h.emit(asyncio.run(run(args)), args.json, render)
 
 

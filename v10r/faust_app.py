@@ -89,7 +89,7 @@ def _declare(pipeline: Pipeline) -> None:
 
     async def process(stream: Any) -> None:
         async for events in stream.take_events(batch_size, within=settings.batch_within_s):
-            await _settle(pipeline, [incoming(e) for e in events], ledger, outbox)
+            await _settle(pipeline, [m for e in events for m in incoming(e)], ledger, outbox)
 
     app.agent(tasks, name=f"v10r.agent.{name}", concurrency=settings.concurrency)(process)
 

@@ -20,6 +20,7 @@ from v10r.embedded.postgres import free_port
 from v10r.queues.redis import RedisQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.load import load_pipelines
+from v10r.tasks import read_message
 
 pytestmark = [pytest.mark.e2e]
 
@@ -194,7 +195,9 @@ async def test_backfill_enqueues_every_stale_row_on_redis(pg_dsn: str, tmp_path:
                                        "--pipeline", setup.name)
         assert code == 0, err
         assert f"{setup.name}: 1200 row(s) enqueued" in out
-        assert await queue.redis.xlen(f"v10r:tasks:{setup.name}") == 1200
+        entries = await queue.redis.xrange(f"v10r:tasks:{setup.name}:catchup")
+        assert sum(len(read_message(f[b"task"])) for _, f in entries) == 1200
+        assert len(entries) == 12  # batched: pages of 1000 rows, messages of 100
     finally:
         await queue.drop(setup.name)
         await queue.close()

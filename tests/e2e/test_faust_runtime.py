@@ -167,7 +167,7 @@ async def test_rejected_credentials_pause_and_unreadable_messages_are_dead_lette
     await insert(run, range(5))
     run.server.always = Reply.unauthorized()
     await run.publish(pipeline, range(5))
-    foreign = [b'{"v": 2, "pipeline": "x"}', b"{oops", b'{"v": 1}']
+    foreign = [b'{"v": 3, "pipeline": "x"}', b"{oops", b'{"v": 1}']
     producer = AIOKafkaProducer(bootstrap_servers=run.queue.bootstrap)
     await producer.start()
     try:
@@ -190,7 +190,7 @@ async def test_rejected_credentials_pause_and_unreadable_messages_are_dead_lette
     letters = await run.queue.dead_letters(run.name)
     assert sorted(d.raw for d in letters) == sorted(foreign)
     assert all(d.task is None and d.error for d in letters)
-    assert "version 2" in " ".join(d.error for d in letters)
+    assert "version 3" in " ".join(d.error for d in letters)
 
 
 async def _logged(worker: FaustWorker, text: str) -> bool:

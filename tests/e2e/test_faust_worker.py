@@ -116,7 +116,8 @@ def assert_embedded(body: str, vector: np.ndarray, model: str) -> None:
 
 async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup: Setup) -> None:
     await insert(setup, range(ROWS))
-    await setup.publish(range(ROWS))
+    for start in range(0, ROWS, 5):  # messages of 5 rows: more than one `take` batch
+        await setup.publish(range(start, start + 5))
     setup.server.script(*[Reply.hang(1.0)] * 3)  # a slow provider, so the kill lands mid-stream
     first = setup.worker()
     await wait_for(lambda: _at_least(setup, 1), WAIT_S, "the first vectors", first)

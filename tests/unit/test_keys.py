@@ -88,7 +88,7 @@ def test_a_key_survives_the_task_message_unchanged(raw):
                 embedding_column="body_embedding")
     again = Task.from_json(task.to_json())
     assert again.id == key and again.key == task.key
-    assert json.loads(task.to_json())["id"] == key
+    assert json.loads(task.to_json())["ids"] == [key]
 
 
 def test_an_old_message_with_a_float_key_is_read_exactly():

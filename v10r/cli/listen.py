@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +24,9 @@ from v10r.listen.targets import Target
 from v10r.queues.base import Queue
 from v10r.redact import printable
 from v10r.spec.model import Pipeline
+
+if TYPE_CHECKING:
+    from v10r.listen.backfill import Outcome
 
 queue_choice = queue_option("Queue to publish to instead of each pipeline's `queue.kind`.")
 
@@ -71,13 +76,24 @@ def listen(paths: tuple[str, ...], queue_kind: str | None, workers_in_process: i
 @specs_argument
 @queue_choice
 @click.option("--pipeline", "only", default=None, help="Only this pipeline.")
-def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -> None:
-    """Enqueue every row whose vector is missing or stale, then exit.
+@click.option("--wait", is_flag=True,
+              help="Then show progress (rows current / rows, rate, ETA) until no row is stale.")
+@click.option("--restart", is_flag=True,
+              help="Start from the first key, even if an earlier run's rows are still queued.")
+@click.option("--stall-timeout", type=click.FloatRange(1, None), default=300.0,
+              show_default=True, help="With --wait: give up after this many seconds without "
+              "a row embedded.")
+def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None, wait: bool,
+             restart: bool, stall_timeout: float) -> None:
+    """Enqueue every row whose vector is missing or stale, once, then exit.
 
     \b
-    Walks each table in key order (constant memory) and publishes tasks in batches;
-    workers do the embedding. Exit codes: 0 done; 1 a pipeline is not applied, or the
-    database or queue cannot be reached; 2 usage error.
+    Walks each table in key order (constant memory) and publishes pages of rows as
+    batched messages, which all workers share. Resumable: a run that stopped continues
+    after the last key it published; a run while an earlier run's rows are still being
+    embedded enqueues nothing (see --restart); a second run at the same time is refused.
+    Exit codes: 0 done; 1 a pipeline is not applied, the database or queue cannot be
+    reached, another backfill runs, or --wait saw no progress; 2 usage error.
     """
     pipelines = select(load_specs(paths), only)
     memory = [p.name for p in pipelines if kind_of(p, queue_kind) == "memory"]
@@ -86,9 +102,8 @@ def backfill(paths: tuple[str, ...], queue_kind: str | None, only: str | None) -
             f"pipeline(s) {', '.join(memory)} use a memory queue, which no other process can "
             "read; pass --queue redis|rabbitmq|kafka, or run `v10r listen "
             "--workers-in-process N`, whose start-up scan does the same")
-    counts = asyncio.run(_backfill(pipelines, queue_kind))
-    for name, count in counts.items():
-        click.echo(f"{name}: {count} row(s) enqueued")
+    asyncio.run(_backfill(pipelines, queue_kind, restart,
+                          stall_timeout if wait else None))
 
 
 # ---- running ------------------------------------------------------------------------
@@ -159,18 +174,48 @@ async def _announce(listeners: Sequence, targets: list[Target], workers: int) ->
                          f"{', '.join(tables)}{extra}; Ctrl-C to stop"), err=True)
 
 
-async def _backfill(pipelines: list[Pipeline], queue_kind: str | None) -> dict[str, int]:
+async def _backfill(pipelines: list[Pipeline], queue_kind: str | None, restart: bool,
+                    stall_s: float | None) -> None:
+    """Publish each pipeline's stale rows, printing a line each; then watch if asked."""
+    from v10r import db
     from v10r.listen.applied import resolve_all
-    from v10r.listen.catchup import catch_up
+    from v10r.listen.backfill import backfill_target, watch
+    from v10r.listen.catchup import progress_bar
 
     targets = await resolve_all(pipelines)
-    counts: dict[str, int] = {}
+    show = sys.stderr.isatty()
     async with AsyncExitStack() as stack:
         for group in _targets_by_queue(targets, queue_kind):
             queue = await open_queue(stack, [t.pipeline for t in group], queue_kind)
-            result = await catch_up(group, queue)
-            counts.update(result.enqueued)
-    return counts
+            for target in group:
+                conn = await db.connect(target.pipeline.database, "write",
+                                        pipeline=target.name, vector_codec=False)
+                try:
+                    with progress_bar(show) as progress:
+                        outcome = await backfill_target(conn, target, queue, restart=restart,
+                                                        progress=progress)
+                finally:
+                    await conn.close()
+                click.echo(printable(_backfilled(target.name, outcome)))
+    if stall_s is not None:
+        for group in _by_database(targets):
+            conn = await db.connect(group[0].pipeline.database, "read",
+                                    pipeline=group[0].name, vector_codec=False)
+            try:
+                await watch(conn, group, show=show, stall_s=stall_s)
+            finally:
+                await conn.close()
+        click.echo(f"backfill done: no row of {len(targets)} pipeline(s) is stale")
+
+
+def _backfilled(name: str, outcome: Outcome) -> str:
+    if outcome.still_pending:
+        return (f"{name}: 0 row(s) enqueued; {outcome.still_pending:,} row(s) of the last "
+                "backfill are not embedded yet (--wait to watch; --restart to enqueue every "
+                "stale row again, e.g. after loading rows with triggers disabled)")
+    resumed = outcome.resumed_after
+    after = f" (resumed after {resumed:,} published before)" if resumed else ""
+    return f"{name}: {outcome.enqueued} row(s) enqueued{after}"
 
 
 # ---- helpers ------------------------------------------------------------------------

@@ -162,6 +162,18 @@ def bookkeeping_sql() -> str:
 )"""
 
 
+def backfill_sql() -> str:
+    """Where each pipeline's `v10r backfill` got to, so a crashed run resumes there."""
+    return f"""CREATE TABLE IF NOT EXISTS {quote_ident(V10R_SCHEMA)}."backfill" (
+    pipeline text PRIMARY KEY,
+    fingerprint text NOT NULL,
+    after_key jsonb,
+    published bigint NOT NULL DEFAULT 0,
+    started_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at timestamptz
+)"""
+
+
 # Columns added to the bookkeeping table after its first version, with their SQL type.
 BOOKKEEPING_UPGRADES = (("spec_source", "text"), ("next_column", "text"),
                         ("next_fingerprint", "text"), ("retired", "text[] NOT NULL DEFAULT '{}'"))

@@ -93,17 +93,28 @@ class ScanResult:
         return sum(self.enqueued.values())
 
 
+class PagePublished(Protocol):
+    async def __call__(self, rows: int, last_id: str) -> None: ...
+
+
 async def scan_target(conn: asyncpg.Connection, target: Target, queue: Queue, *,
                       page_size: int = DEFAULT_PAGE_SIZE,
-                      progress: Progress | None = None) -> int:
-    """Enqueue every stale row of one pipeline, one page (one publish) at a time."""
+                      progress: Progress | None = None, after: Sequence[Any] | None = None,
+                      published: PagePublished | None = None) -> int:
+    """Enqueue every stale row of one pipeline, one page (one publish) at a time.
+
+    `after`: the key values to start after (a resumed backfill); `published` is told of
+    each page once the broker has it, with the page's last key as JSON.
+    """
     query = scan_query(target, page_size)
-    rows = await conn.fetch(query.first)
+    rows = await (conn.fetch(query.next, *after) if after else conn.fetch(query.first))
     enqueued = 0
     while rows:
         tasks = [target.task_from_json(row[ID_COLUMN], "catchup") for row in rows]
         await queue.publish(target.name, tasks)
         enqueued += len(tasks)
+        if published is not None:
+            await published(len(tasks), rows[-1][ID_COLUMN])
         if progress is not None:
             progress.advance(target.name, len(tasks))
         if len(rows) < page_size:

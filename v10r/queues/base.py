@@ -2,6 +2,8 @@
 
 Delivery is at-least-once everywhere: a task is acked only after its vector is written,
 and the write is idempotent, so a redelivery costs one SELECT and no embedding call.
+A broker message carries many rows (`v10r.tasks`); each row is its own `Delivery`, and
+the message is acked on the broker once its last row is settled (`settled_messages`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from v10r.errors import QueueError
-from v10r.tasks import Task
+from v10r.tasks import Task, read_message
 
 
 @dataclass(slots=True)
@@ -29,6 +31,8 @@ class Delivery:
     raw: bytes = field(default=b"", repr=False)  # the message body as it arrived
     error: str | None = None  # why `task` is None
     enqueued_at: float | None = None  # unix time the broker stamped it (where it does)
+    rows: MessageRows | None = field(default=None, repr=False)  # the message's unsettled rows
+    settled: bool = field(default=False, repr=False)
 
     @property
     def body(self) -> bytes:
@@ -36,12 +40,72 @@ class Delivery:
         return self.task.to_json() if self.task is not None else self.raw
 
 
-def read_delivery(raw: bytes, attempts: int, handle: Any) -> Delivery:
-    """A delivery from a message body; an unreadable one carries its error instead."""
+@dataclass(eq=False, slots=True)
+class MessageRows:
+    """How many rows of one broker message are not settled yet."""
+
+    left: int
+
+
+def read_deliveries(raw: bytes, attempts: int, handle: Any) -> list[Delivery]:
+    """One delivery per row of a message body; an unreadable body is one delivery
+    carrying its error instead."""
+    raw = bytes(raw)
     try:
-        return Delivery(Task.from_json(raw), attempts, handle, raw)
+        tasks = read_message(raw)
     except QueueError as exc:
-        return Delivery(None, attempts, handle, bytes(raw), exc.message)
+        return [Delivery(None, attempts, handle, raw, exc.message, MessageRows(1))]
+    rows = MessageRows(len(tasks))
+    return [Delivery(task, attempts, handle, raw, None, rows) for task in tasks]
+
+
+def settled_messages(deliveries: Sequence[Delivery]) -> list[Any]:
+    """Mark rows settled; the handles of the messages whose last row this was, once each.
+
+    Settling a row twice is a no-op, so a message is never acked twice or too early.
+    """
+    handles = []
+    for delivery in deliveries:
+        if delivery.settled:
+            continue
+        delivery.settled = True
+        if delivery.rows is None:
+            handles.append(delivery.handle)
+            continue
+        delivery.rows.left -= 1
+        if delivery.rows.left == 0:
+            handles.append(delivery.handle)
+    return handles
+
+
+@dataclass
+class Held:
+    """Rows read from the broker beyond a batch's `max_batch`, handed out next.
+
+    A message may hold more rows than a batch takes; its other rows wait here, still
+    unacked on the broker, so a consumer that stops leaves them to be redelivered.
+    """
+
+    rows: dict[str, list[Delivery]] = field(default_factory=dict)
+
+    def take(self, pipeline: str, max_batch: int) -> list[Delivery]:
+        held = self.rows.get(pipeline, [])
+        taken, self.rows[pipeline] = held[:max_batch], held[max_batch:]
+        return taken
+
+    def split(self, pipeline: str, deliveries: list[Delivery],
+              max_batch: int) -> list[Delivery]:
+        """The first `max_batch` rows; the rest are held for the next consume."""
+        self.rows.setdefault(pipeline, []).extend(deliveries[max_batch:])
+        return deliveries[:max_batch]
+
+
+def readable(raw: bytes) -> bool:
+    try:
+        read_message(raw)
+    except QueueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,20 @@
 """Kafka: one topic per pipeline, keyed by row, committed only after ack.
 
 Layout (stable; the Faust worker reads the same topics):
-- tasks: topic `v10r.tasks.<pipeline>`, `partitions` partitions, key `Task.key` (so
-  one row's tasks stay in order on one partition), value `Task.to_json()`, optional
-  header `attempts` (ASCII integer; absent means 1);
+- tasks: topic `v10r.tasks.<pipeline>`, `partitions` partitions; a record is a task
+  message (up to `MAX_MESSAGE_ROWS` rows, see `v10r.tasks`) whose rows share a group,
+  and the group is the partition (`row_group`), so one row's tasks stay in order on one
+  partition; key `[pipeline, group]`; optional header `attempts` (ASCII integer; absent
+  means 1);
 - dead letters: topic `v10r.dlq.<pipeline>`, same key and value, headers `error`,
   `attempts`, `failed_at` (ASCII unix seconds); a dead letter's id is "partition:offset".
 - consumer group `v10r-workers` for tasks; `v10r-dlq` remembers which dead letters
   were replayed.
 
-A partition's offset is committed up to the highest *contiguous* acked message, so a
-crash redelivers everything not yet acked. A retry re-publishes with `attempts + 1`
-and then counts as acked. The producer uses acks=all without idempotence or
+A record is acked once all its rows are settled, and a partition's offset is committed
+up to the highest *contiguous* acked record, so a crash redelivers everything not yet
+acked. A retry re-publishes the row alone with `attempts + 1` (to its partition), and
+then the row counts as settled. The producer uses acks=all without idempotence or
 transactions, which some Kafka-protocol brokers lack; duplicates are cheap downstream.
 """
 
@@ -26,11 +29,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from v10r.errors import QueueError
-from v10r.queues.base import DeadLetter, Delivery, Depth, read_delivery
+from v10r.queues.base import DeadLetter, Delivery, Depth, Held, read_deliveries, settled_messages
 from v10r.queues.connect import within
 from v10r.queues.kafka_dlq import commit_replayed, read_dead_letters
 from v10r.queues.kafka_offsets import OffsetTracker
-from v10r.tasks import Task
+from v10r.tasks import MAX_MESSAGE_ROWS, Task, pack
 
 GROUP = "v10r-workers"
 DLQ_GROUP = "v10r-dlq"
@@ -46,10 +49,20 @@ def dlq_topic(pipeline: str) -> str:
 
 
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, headers
+Placed = tuple[int, Record]  # partition, record
 
 
 def task_record(task: Task, attempts: int = 1) -> Record:
+    """One row alone, partitioned by the client's partitioner on its row key."""
     return task.key, task.to_json(), [("attempts", str(attempts).encode())]
+
+
+def task_records(tasks: Sequence[Task], partitions: int, attempts: int = 1, *,
+                 max_rows: int = MAX_MESSAGE_ROWS) -> list[Placed]:
+    """Tasks packed into records, each on the partition of its rows' group."""
+    headers = [("attempts", str(attempts).encode())]
+    return [(m.group, (m.key, m.body, headers))
+            for m in pack(tasks, groups=partitions, max_rows=max_rows)]
 
 
 def dead_letter_record(delivery: Delivery, error: str, failed_at: float) -> Record:
@@ -82,6 +95,7 @@ def max_batch_bytes(environ: Mapping[str, str] | None = None) -> int:
     `1` sends one record per batch. The embedded Tansu broker numbers the records of a
     multi-record batch wrongly (offsets overlap the next batch), and Faust drops a
     record whose offset is below one it has read: one record per batch avoids both.
+    Since a record carries up to `MAX_MESSAGE_ROWS` rows, that costs little.
     """
     raw = (os.environ if environ is None else environ).get(MAX_BATCH_BYTES_ENV, "")
     try:
@@ -110,6 +124,7 @@ class KafkaQueue:
         # Loops whose first consume races share one consumer: a second group member
         # would be assigned partitions that nobody polls.
         self._consumer_lock = asyncio.Lock()
+        self._held = Held()
 
     def __repr__(self) -> str:
         return f"KafkaQueue(pipelines={self.pipelines!r})"
@@ -123,6 +138,7 @@ class KafkaQueue:
         self._producer = producer
 
     async def close(self) -> None:
+        self._held = Held()  # unacked on the broker: redelivered
         for consumer, _ in self._consumers.values():
             await consumer.stop()
         self._consumers.clear()
@@ -161,25 +177,49 @@ class KafkaQueue:
         return self._producer
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
-        await self._send(task_topic(pipeline), [task_record(t) for t in tasks])
+        topic = task_topic(pipeline)
+        await self._send(topic, task_records(tasks, await self._partitions(topic)))
 
-    async def _send(self, topic: str, records: Sequence[Record]) -> None:
+    async def _partitions(self, topic: str) -> int:
+        """The topic's real partition count (it may predate `partitions`)."""
+        return len(await self.producer.partitions_for(topic) or ()) or self.partitions
+
+    async def _send(self, topic: str, records: Sequence[Record | Placed]) -> None:
         """Queue every record, then wait for all acknowledgements (the batch is one flush)."""
-        futures = [await self.producer.send(topic, value, key=key, headers=headers)
-                   for key, value, headers in records]
+        futures = []
+        for record in records:
+            partition, (key, value, headers) = record if len(record) == 2 else (None, record)
+            futures.append(await self.producer.send(topic, value, key=key, headers=headers,
+                                                    partition=partition))
         for future in futures:
             await future
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
+        """Up to `max_batch` rows: those held from a message read before, else new ones."""
+        if held := self._held.take(pipeline, max_batch):
+            return held
+        return self._held.split(pipeline, await self._read(pipeline, max_batch, timeout),
+                                max_batch)
+
+    async def _read(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
         consumer, tracker = await self._consumer(pipeline)
-        batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_batch)
-        deliveries = []
-        for tp, records in batches.items():
-            for record in records:
-                tracker.delivered(tp, record.offset)
-                deliveries.append(read_delivery(record.value or b"", _attempts(record.headers),
-                                                (tp, record.offset)))
-                deliveries[-1].enqueued_at = record.timestamp / 1000 if record.timestamp else None
+        deliveries: list[Delivery] = []
+        wait_ms = int(timeout * 1000)
+        while len(deliveries) < max_batch:  # then whatever is fetched already, up to max_batch
+            records = max(1, (max_batch - len(deliveries)) // MAX_MESSAGE_ROWS)
+            batches = await consumer.getmany(timeout_ms=wait_ms, max_records=records)
+            if not batches:
+                break
+            for tp, found in batches.items():
+                for record in found:
+                    tracker.delivered(tp, record.offset)
+                    rows = read_deliveries(record.value or b"", _attempts(record.headers),
+                                           (tp, record.offset))
+                    stamped = record.timestamp / 1000 if record.timestamp else None
+                    for row in rows:
+                        row.enqueued_at = stamped
+                    deliveries += rows
+            wait_ms = 0
         return deliveries
 
     async def _consumer(self, pipeline: str) -> tuple[AIOKafkaConsumer, OffsetTracker]:
@@ -209,13 +249,17 @@ class KafkaQueue:
         if not deliveries:
             return
         consumer, tracker = await self._consumer(pipeline)
-        commits = tracker.acked([d.handle for d in deliveries])
+        commits = tracker.acked(settled_messages(deliveries))
         if commits:
             await consumer.commit(commits)
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
-        await self._send(task_topic(pipeline), [task_record(d.task, d.attempts + 1)
-                                                for d in deliveries if d.task is not None])
+        """Each row alone (as a one-row record on its partition), with its attempts."""
+        topic = task_topic(pipeline)
+        partitions = await self._partitions(topic)
+        await self._send(topic, [record for d in deliveries if d.task is not None
+                                 for record in task_records([d.task], partitions,
+                                                            d.attempts + 1, max_rows=1)])
         await self.ack(pipeline, deliveries)
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
@@ -241,8 +285,8 @@ class KafkaQueue:
         records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, None)
         chosen = [(letter, pos) for letter, pos in records
                   if letter.task is not None and (ids is None or letter.id in ids)]
-        await self._send(task_topic(pipeline), [task_record(letter.task) for letter, _ in chosen
-                                                if letter.task is not None])
+        await self.publish(pipeline, [letter.task for letter, _ in chosen
+                                      if letter.task is not None])
         await commit_replayed(self.bootstrap, DLQ_GROUP, records, {pos for _, pos in chosen})
         return len(chosen)
 

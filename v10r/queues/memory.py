@@ -11,45 +11,77 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from v10r.queues.base import DeadLetter, Delivery, Depth
-from v10r.tasks import Task
+from v10r.tasks import ORIGINS, Task
 
 DEFAULT_MAX_PENDING = 10_000
 
 
 @dataclass
-class MemoryBroker:
-    """Shared state: one FIFO of (task, attempts) per pipeline, and the dead letters.
+class Lane:
+    """One FIFO of (task, attempts), and an event set whenever it has room."""
 
-    Publishing waits while a pipeline has `max_pending` tasks queued, so a producer
-    faster than the workers (a catch-up scan of a large table) is slowed down rather
-    than holding the whole table in memory. Retries and give-backs never wait.
+    items: deque[tuple[Task, int]] = field(default_factory=deque)
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class MemoryBroker:
+    """Shared state: per pipeline a live and a catch-up FIFO, and the dead letters.
+
+    Consumers take live tasks first, so a change made during a backfill of millions of
+    rows is not queued behind it. Publishing waits while the task's lane has
+    `max_pending` tasks queued, so a producer faster than the workers (a catch-up scan
+    of a large table) is slowed down rather than holding the whole table in memory;
+    a full catch-up lane never holds up live tasks. Retries and give-backs never wait.
     """
 
     max_pending: int = DEFAULT_MAX_PENDING
-    queues: dict[str, asyncio.Queue[tuple[Task, int]]] = field(default_factory=dict)
+    lanes: dict[tuple[str, str], Lane] = field(default_factory=dict)
     dead: dict[str, list[DeadLetter]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _space: dict[str, asyncio.Event] = field(default_factory=dict, repr=False)
+    _arrived: dict[str, asyncio.Event] = field(default_factory=dict, repr=False)
 
-    def queue(self, pipeline: str) -> asyncio.Queue[tuple[Task, int]]:
-        return self.queues.setdefault(pipeline, asyncio.Queue())
+    def lane(self, pipeline: str, origin: str) -> Lane:
+        return self.lanes.setdefault((pipeline, origin), Lane())
 
-    async def wait_for_space(self, pipeline: str) -> None:
-        queue = self.queue(pipeline)
-        while queue.qsize() >= self.max_pending:
-            space = self._space.setdefault(pipeline, asyncio.Event())
-            space.clear()
-            await space.wait()
+    def pending(self, pipeline: str) -> int:
+        return sum(len(self.lane(pipeline, origin).items) for origin in ORIGINS)
 
-    def taken(self, pipeline: str) -> None:
-        """Called after tasks leave the queue: wake publishers waiting for room."""
-        space = self._space.get(pipeline)
-        if space is not None and self.queue(pipeline).qsize() < self.max_pending:
-            space.set()
+    def put(self, pipeline: str, task: Task, attempts: int) -> None:
+        self.lane(pipeline, task.origin).items.append((task, attempts))
+        self._arrived.setdefault(pipeline, asyncio.Event()).set()
+
+    async def wait_for_space(self, pipeline: str, origin: str) -> None:
+        lane = self.lane(pipeline, origin)
+        while len(lane.items) >= self.max_pending:
+            lane.room.clear()
+            await lane.room.wait()
+
+    def take(self, pipeline: str, count: int) -> list[tuple[Task, int]]:
+        """Up to `count` tasks, live ones first; wakes publishers waiting for room."""
+        taken: list[tuple[Task, int]] = []
+        for origin in ORIGINS:
+            lane = self.lane(pipeline, origin)
+            while lane.items and len(taken) < count:
+                taken.append(lane.items.popleft())
+            if len(lane.items) < self.max_pending:
+                lane.room.set()
+        if not self.pending(pipeline):
+            self._arrived.setdefault(pipeline, asyncio.Event()).clear()
+        return taken
+
+    async def arrival(self, pipeline: str, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._arrived.setdefault(pipeline, asyncio.Event()).wait(),
+                                   timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 class MemoryQueue:
@@ -65,26 +97,20 @@ class MemoryQueue:
     async def close(self) -> None:
         """Give unacked tasks back to the broker, so another consumer gets them."""
         for pipeline, task, attempts in self._in_flight.values():
-            self.broker.queue(pipeline).put_nowait((task, attempts))
+            self.broker.put(pipeline, task, attempts)
         self._in_flight.clear()
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
-        queue = self.broker.queue(pipeline)
+        broker = self.broker
         for task in tasks:
-            await self.broker.wait_for_space(pipeline)
-            queue.put_nowait((task, 1))
+            if len(broker.lane(pipeline, task.origin).items) >= broker.max_pending:
+                await broker.wait_for_space(pipeline, task.origin)
+            broker.put(pipeline, task, 1)
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
-        queue = self.broker.queue(pipeline)
-        taken: list[tuple[Task, int]] = []
-        if queue.empty():
-            try:
-                taken.append(await asyncio.wait_for(queue.get(), timeout))
-            except TimeoutError:
-                return []
-        while len(taken) < max_batch and not queue.empty():
-            taken.append(queue.get_nowait())
-        self.broker.taken(pipeline)
+        if not self.broker.pending(pipeline) and not await self.broker.arrival(pipeline, timeout):
+            return []
+        taken = self.broker.take(pipeline, max_batch)
         return [self._hand_out(pipeline, task, attempts) for task, attempts in taken]
 
     def _hand_out(self, pipeline: str, task: Task, attempts: int) -> Delivery:
@@ -99,7 +125,7 @@ class MemoryQueue:
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         for delivery in deliveries:
             if delivery.task is not None and self._taken(delivery):
-                self.broker.queue(pipeline).put_nowait((delivery.task, delivery.attempts + 1))
+                self.broker.put(pipeline, delivery.task, delivery.attempts + 1)
 
     async def dead_letter(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         dead = self.broker.dead.setdefault(pipeline, [])
@@ -115,7 +141,7 @@ class MemoryQueue:
 
     async def depth(self, pipeline: str) -> Depth:
         in_flight = sum(1 for name, _, _ in self._in_flight.values() if name == pipeline)
-        return Depth(self.broker.queue(pipeline).qsize(), in_flight)
+        return Depth(self.broker.pending(pipeline), in_flight)
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
         return list(self.broker.dead.get(pipeline, [])[:limit])

@@ -2,14 +2,15 @@
 
 Layout (stable):
 - tasks: queue `v10r.tasks.<pipeline>` (default exchange, routing key = queue name),
-  body `Task.to_json()`, header `attempts` (1 when fresh);
+  body a task message (up to `MAX_MESSAGE_ROWS` rows, see `v10r.tasks`), header
+  `attempts` (1 when fresh);
 - dead letters: direct exchange `v10r.dlx` → queue `v10r.dlq.<pipeline>`, headers
   `error`, `attempts`, `failed_at`; each has a `message_id` used by replay. The tasks
   queue names the same exchange as its dead-letter target, so a message rejected by any
   other client lands there too.
 
-Classic queues do not count redeliveries, so a retry republishes with `attempts + 1`
-(confirmed) and only then acks the original. A worker that dies leaves its unacked
+Classic queues do not count redeliveries, so a retry republishes the row alone with
+`attempts + 1` (confirmed); a message is acked once its last row is settled. A worker that dies leaves its unacked
 messages to the broker, which hands them to another consumer.
 """
 
@@ -29,12 +30,24 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 
-from v10r.queues.base import DeadLetter, Delivery, Depth, read_dead_letter, read_delivery
+from v10r.queues.base import (
+    DeadLetter,
+    Delivery,
+    Depth,
+    Held,
+    read_dead_letter,
+    read_deliveries,
+    settled_messages,
+)
 from v10r.queues.connect import within
-from v10r.tasks import Task
+from v10r.tasks import Task, pack
 
 DLX = "v10r.dlx"
 PREFETCH_BATCHES = 2  # unacked batches a consumer may hold: the worker's in-flight batches
+# Prefetch, in messages, is the in-flight rows / this: enough one-row messages (retries,
+# a quiet listener) to fill a batch in few round trips, while full messages (up to
+# `MAX_MESSAGE_ROWS` rows) do not let one consumer hold a backfill the others wait for.
+PREFETCH_PER_BATCH = 8
 
 
 def task_queue(pipeline: str) -> str:
@@ -64,6 +77,7 @@ class RabbitMQQueue:
         self._declared: set[str] = set()
         self._consumers: dict[str, _Consumer] = {}
         self._consumer_lock = asyncio.Lock()  # concurrent first consumes share one consumer
+        self._held = Held()
 
     def __repr__(self) -> str:
         return f"RabbitMQQueue(pipelines={self.pipelines!r})"  # never the URL
@@ -76,6 +90,7 @@ class RabbitMQQueue:
 
     async def close(self) -> None:
         """Closing the connection returns every unacked message to its queue."""
+        self._held = Held()  # unacked on the broker: redelivered
         if self._conn is not None:
             await self._conn.close()
         self._conn, self._publisher = None, None
@@ -100,11 +115,7 @@ class RabbitMQQueue:
 
     async def publish(self, pipeline: str, tasks: Sequence[Task]) -> None:
         await self._declare(pipeline)
-        await self._send(pipeline, [(task, 1) for task in tasks])
-
-    async def _send(self, pipeline: str, entries: Sequence[tuple[Task, int]]) -> None:
-        """Publish concurrently and wait for every confirm."""
-        await self._send_bodies(pipeline, [(task.to_json(), n) for task, n in entries])
+        await self._send_bodies(pipeline, [(message.body, 1) for message in pack(tasks)])
 
     async def _send_bodies(self, pipeline: str, entries: Sequence[tuple[bytes, int]]) -> None:
         exchange = self.publisher.default_exchange
@@ -116,16 +127,24 @@ class RabbitMQQueue:
             for body, attempts in entries))
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
-        consumer = await self._consumer(pipeline, max_batch * PREFETCH_BATCHES)
-        taken: list[AbstractIncomingMessage] = []
+        """Up to `max_batch` rows: those held from a message read before, else new ones."""
+        if held := self._held.take(pipeline, max_batch):
+            return held
+        return self._held.split(pipeline, await self._read(pipeline, max_batch, timeout),
+                                max_batch)
+
+    async def _read(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
+        prefetch = max(1, max_batch * PREFETCH_BATCHES // PREFETCH_PER_BATCH)
+        consumer = await self._consumer(pipeline, prefetch)
+        taken: list[Delivery] = []
         if consumer.buffer.empty():
             try:
-                taken.append(await asyncio.wait_for(consumer.buffer.get(), timeout))
+                taken += _deliveries(await asyncio.wait_for(consumer.buffer.get(), timeout))
             except TimeoutError:
                 return []
         while len(taken) < max_batch and not consumer.buffer.empty():
-            taken.append(consumer.buffer.get_nowait())
-        return [_delivery(message) for message in taken]
+            taken += _deliveries(consumer.buffer.get_nowait())
+        return taken
 
     async def _consumer(self, pipeline: str, prefetch: int) -> _Consumer:
         if pipeline in self._consumers:
@@ -151,7 +170,7 @@ class RabbitMQQueue:
         return consumer
 
     async def ack(self, pipeline: str, deliveries: Sequence[Delivery]) -> None:
-        await asyncio.gather(*(delivery.handle.ack() for delivery in deliveries))
+        await asyncio.gather(*(message.ack() for message in settled_messages(deliveries)))
 
     async def retry(self, pipeline: str, deliveries: Sequence[Delivery], error: str) -> None:
         await self._send_bodies(pipeline, [(d.body, d.attempts + 1) for d in deliveries])
@@ -224,8 +243,9 @@ class RabbitMQQueue:
         self._declared.discard(pipeline)
 
 
-def _delivery(message: AbstractIncomingMessage) -> Delivery:
-    return read_delivery(message.body, int(_number(message.headers.get("attempts"), 1)), message)
+def _deliveries(message: AbstractIncomingMessage) -> list[Delivery]:
+    attempts = int(_number(message.headers.get("attempts"), 1))
+    return read_deliveries(message.body, attempts, message)
 
 
 def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:

@@ -39,7 +39,7 @@ class CreateSchema(Operation):
 
     @property
     def sql(self) -> tuple[str, ...]:
-        return (ddl.create_schema_sql(), ddl.bookkeeping_sql())
+        return (ddl.create_schema_sql(), ddl.bookkeeping_sql(), ddl.backfill_sql())
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from v10r.providers.retry import OUTAGE_BACKOFF
-from v10r.queues.base import Delivery, read_delivery
+from v10r.queues.base import Delivery, read_deliveries
 from v10r.queues.kafka import Record, dead_letter_record, task_record
 from v10r.redact import mask_text
 from v10r.spec.model import Pipeline
@@ -128,16 +128,16 @@ async def _send_all(topic: Any, records: Sequence[Record]) -> None:
         await future
 
 
-def incoming(event: Any) -> Incoming:
-    """An `Incoming` from a Faust event of a task topic (raw key and value)."""
+def incoming(event: Any) -> list[Incoming]:
+    """One `Incoming` per row of a Faust event of a task topic (raw key and value)."""
     message = event.message
     headers = message.headers or ()
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     attempts = next((_count(v) for k, v in pairs if k == "attempts"), 1)
     raw = event.value if isinstance(event.value, bytes) else str(event.value).encode()
-    read = read_delivery(raw, attempts, None)
-    return Incoming(raw=raw, published_at=float(message.timestamp or 0.0), attempts=attempts,
-                    task=read.task, error=read.error)
+    return [Incoming(raw=raw, published_at=float(message.timestamp or 0.0), attempts=attempts,
+                     task=read.task, error=read.error)
+            for read in read_deliveries(raw, attempts, None)]
 
 
 def _count(value: bytes | str) -> int:

@@ -178,16 +178,16 @@ async def test_a_bad_input_is_dead_lettered_at_once_and_the_rest_is_written(db, 
 
 
 @pytest.mark.parametrize("raw", [
-    b"{not json", b'{"v": 2, "pipeline": "docs"}', b'{"v": 1, "pipeline": "docs"}', b"",
+    b"{not json", b'{"v": 3, "pipeline": "docs"}', b'{"v": 1, "pipeline": "docs"}', b"",
     b"\xff\xfe", b"[1, 2]",
-], ids=["bad-json", "v2", "missing-fields", "empty", "not-utf8", "not-an-object"])
+], ids=["bad-json", "v3", "missing-fields", "empty", "not-utf8", "not-an-object"])
 async def test_an_unreadable_message_is_dead_lettered_and_the_batch_goes_on(db, pool,
                                                                            raw) -> None:
     from v10r.stream.runtime import incoming
 
     handler, _, outbox = await handler_for(db, pool, FakeProvider())
     await db.execute("INSERT INTO public.docs (id, body) VALUES (1, 'a')")
-    broken = incoming(_Event(raw))
+    [broken] = incoming(_Event(raw))
     assert broken.task is None and broken.error
 
     counts = await handler.handle([broken, message(task_for(handler.runtime.pipeline, 1), 0.0)])

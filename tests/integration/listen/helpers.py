@@ -136,3 +136,27 @@ def fast_settings(**overrides: Any) -> ListenerSettings:
 
 __all__ = ["Table", "apply", "collect_ids", "fast_settings", "make_pipeline", "pipeline_names",
            "running", "wait_until"]
+
+
+# Key types a keyset scan must page through: (columns, key, the key values of row g).
+KEY_TYPES = [
+    ("id bigint PRIMARY KEY", ["id"], "g"),
+    ("id citext PRIMARY KEY", ["id"], "chr(65 + g % 26) || g"),
+    ("id uuid PRIMARY KEY", ["id"], "md5(g::text)::uuid"),
+    ("id numeric PRIMARY KEY", ["id"], "g / 7.0"),
+    ("a int, b text, PRIMARY KEY (a, b)", ["a", "b"], "g % 5, 'b' || (g % 37)"),
+    ("a text, b int, c date, PRIMARY KEY (a, b, c)", ["a", "b", "c"],
+     "chr(97 + g % 3), g % 4, date '2024-01-01' + g"),
+]
+KEY_TYPE_IDS = ["bigint", "citext", "uuid", "numeric", "int-text", "three-columns"]
+
+
+async def make_key_table(conn, columns: str, key: list[str], rows: str) -> int:
+    """Table `k` with up to 300 rows of distinct keys; returns how many."""
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+    await conn.execute(f"CREATE TABLE k ({columns}, body text)")
+    names = ", ".join(key)
+    await conn.execute(f"INSERT INTO k ({names}, body) SELECT DISTINCT ON ({names}) * FROM "
+                       f"(SELECT {rows}, 'text ' || g FROM generate_series(1, 300) g) s({names}, body)")
+    return await conn.fetchval("SELECT count(*) FROM k")
+

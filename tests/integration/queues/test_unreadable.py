@@ -17,7 +17,8 @@ from v10r.queues.redis import RedisQueue, task_stream
 
 pytestmark = pytest.mark.integration
 
-FOREIGN = [b'{"v": 2, "pipeline": "p", "id": 1}', b"{not json", b'{"v": 1, "pipeline": "p"}',
+FOREIGN = [b'{"v": 3, "pipeline": "p", "id": 1}', b'{"v": 2, "pipeline": "p", "ids": []}',
+           b"{not json", b'{"v": 1, "pipeline": "p"}',
            b"", b"\xff\xfe\x00", b"[1, 2, 3]", b"null"]
 
 
@@ -67,7 +68,7 @@ async def test_foreign_messages_are_delivered_unreadable_dead_lettered_and_not_p
     bad = [d for d in deliveries if d.task is None]
     assert sorted(d.task.id for d in good) == [1, 2]  # type: ignore[union-attr]
     assert all(d.error and d.attempts >= 1 for d in bad)
-    assert any("version 2" in (d.error or "") for d in bad)
+    assert any("version 3" in (d.error or "") for d in bad)
     await queue.ack(pipeline, good)
     await queue.dead_letter(pipeline, bad, "unreadable")
 

@@ -22,12 +22,12 @@ from tests.integration.work.conftest import (
 from tests.services.openai_server import OpenAIServer, Reply
 from v10r.providers.deterministic import deterministic_vector
 from v10r.providers.factory import create_provider
+from v10r.providers.retry import Backoff
 from v10r.queues.base import Queue
 from v10r.queues.memory import MemoryQueue
 from v10r.queues.rabbitmq import RabbitMQQueue
 from v10r.queues.redis import RedisQueue
 from v10r.spec.model import Pipeline
-from v10r.providers.retry import Backoff
 from v10r.work.breaker import Breakers
 from v10r.work.runner import run_workers
 from v10r.work.runtime import PipelineRuntime
@@ -362,7 +362,7 @@ async def test_an_outage_is_waited_out_and_no_task_is_lost(pg_dsn, db, service):
 
 async def test_foreign_messages_are_dead_lettered_and_valid_ones_written(db, pool, queue,
                                                                         caplog):
-    """Redis once left a `"v": 2` message and the two valid ones beside it pending forever."""
+    """Redis once left a `"v": 3` message and the two valid ones beside it pending forever."""
     from tests.integration.queues.test_unreadable import publish_raw
 
     if queue.kind == "memory":
@@ -371,7 +371,7 @@ async def test_foreign_messages_are_dead_lettered_and_valid_ones_written(db, poo
     names = await create_table(db, pipeline)
     await db.execute("INSERT INTO docs (id, body) VALUES (1, 'one'), (2, 'two')")
     await queue.publish(pipeline.name, [task_for(pipeline, 1)])
-    await publish_raw(queue, pipeline.name, [b'{"v": 2, "pipeline": "x"}', b"{oops"])
+    await publish_raw(queue, pipeline.name, [b'{"v": 3, "pipeline": "x"}', b"{oops"])
     await queue.publish(pipeline.name, [task_for(pipeline, 2)])
     worker = PipelineWorker(runtime(pipeline, names, pool, FakeProvider()), queue, timeout=0.2)
 
@@ -382,7 +382,7 @@ async def test_foreign_messages_are_dead_lettered_and_valid_ones_written(db, poo
 
     letters = await queue.dead_letters(pipeline.name)
     assert len(letters) == foreign and all(d.task is None for d in letters)
-    assert any("version 2" in d.error for d in letters)
+    assert any("version 3" in d.error for d in letters)
     assert worker.stats.dead_lettered == foreign and worker.stats.processed == 2
     if isinstance(queue, RedisQueue):
         pending = await queue.redis.xpending(f"v10r:tasks:{pipeline.name}", "v10r-workers")
