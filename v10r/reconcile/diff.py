@@ -164,9 +164,9 @@ def _not_marked(pipeline: str, obj: str, comment: str | None) -> PlanError:
 
 def _shared_ops(state: LiveState) -> list[ops.Operation]:
     result: list[ops.Operation] = []
-    if not (state.schema_exists and state.bookkeeping_exists):
-        result.append(ops.CreateSchema())
-    elif state.bookkeeping_columns:
+    if not (state.schema_exists and state.bookkeeping_exists and state.backfill_exists):
+        result.append(ops.CreateSchema())  # every statement IF NOT EXISTS: fills gaps
+    if state.bookkeeping_exists and state.bookkeeping_columns:
         missing = tuple(name for name, _ in ddl.BOOKKEEPING_UPGRADES
                         if name not in state.bookkeeping_columns)
         if missing:

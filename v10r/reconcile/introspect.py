@@ -107,6 +107,7 @@ class LiveState:
     # Every relation name in the schemas of interest: index names share that namespace.
     relations: frozenset[TableRef] = frozenset()
     bookkeeping_columns: frozenset[str] = frozenset()  # an older v10r created fewer
+    backfill_exists: bool = True  # v10r.backfill (bookmarks); an older v10r had none
 
     def table(self, schema: str, table: str) -> LiveTable | None:
         return self.tables.get((schema, table))
@@ -120,6 +121,8 @@ SELECT current_setting('server_version_num')::int AS version,
        to_regnamespace($1::text) IS NOT NULL AS schema_exists,
        EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1::text AND c.relname = $2::text) AS bookkeeping_exists,
+       EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1::text AND c.relname = 'backfill') AS backfill_exists,
        (SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = $1::text AND p.proname = $3::text AND p.pronargs = 0) AS function_source
 """
@@ -198,6 +201,7 @@ async def introspect(conn: asyncpg.Connection, tables: Iterable[TableRef]) -> Li
         server_version=server["version"], pgvector_version=server["pgvector"],
         database=server["database"], can_create_schema=server["can_create"],
         schema_exists=server["schema_exists"], bookkeeping_exists=server["bookkeeping_exists"],
+        backfill_exists=server["backfill_exists"],
         function_source=server["function_source"], tables=await _tables(conn, wanted),
         recorded=recorded, relations=frozenset(
             (r[0], r[1]) for r in await conn.fetch(_RELATIONS, sorted({s for s, _ in wanted}))),

@@ -81,3 +81,18 @@ async def test_applied_state_reports_names_and_drift(pg_dsn, conn) -> None:
     changed = make_pipeline(pg_dsn, preprocess={"max_chars": 10})
     drifted = (await applied_state(conn, [changed]))["docs"]
     assert drifted.applied and not drifted.up_to_date
+
+
+async def test_an_install_from_before_backfill_bookmarks_gets_their_table(pg_dsn, conn) -> None:
+    """A `v10r` schema made by an earlier release lacks `v10r.backfill`: the next apply
+    adds it (and only it), so `v10r backfill` can resume there too."""
+    await conn.execute(DOCS)
+    pipeline = make_pipeline(pg_dsn)
+    await apply_pipelines([pipeline])
+    await conn.execute("DROP TABLE v10r.backfill")
+    plan = await plan_pipelines([pipeline])
+    assert [op.describe() for op in plan.databases[0].operations] == [
+        "create schema v10r and its bookkeeping table"]
+    await apply_pipelines([pipeline])
+    assert await conn.fetchval("SELECT to_regclass('v10r.backfill')") is not None
+    assert not (await plan_pipelines([pipeline])).has_changes
