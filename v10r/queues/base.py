@@ -54,9 +54,9 @@ def read_deliveries(raw: bytes, attempts: int, handle: Any) -> list[Delivery]:
     try:
         tasks = read_message(raw)
     except QueueError as exc:
-        return [Delivery(None, attempts, handle, raw, exc.message, MessageRows(1))]
+        return [Delivery(None, attempts, handle, raw, exc.message, rows=MessageRows(1))]
     rows = MessageRows(len(tasks))
-    return [Delivery(task, attempts, handle, raw, None, rows) for task in tasks]
+    return [Delivery(task, attempts, handle, raw, None, rows=rows) for task in tasks]
 
 
 def settled_messages(deliveries: Sequence[Delivery]) -> list[Any]:
