@@ -37,3 +37,12 @@ def test_retry_after_http_date():
     now = 1_800_000_000.0
     assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
     assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+def test_a_streak_doubles_up_to_its_cap_and_starts_over_after_a_success():
+    from v10r.providers.retry import Streak
+
+    streak = Streak(Backoff(base_s=0.1, cap_s=0.5, jitter=0.0))
+    assert [streak.next() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    streak.reset()
+    assert streak.next() == 0.1

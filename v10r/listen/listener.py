@@ -22,7 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -37,6 +37,7 @@ from v10r.listen.leader import KEEPALIVES, POLL_S, Lead, lead, lock_key
 from v10r.listen.payload import DropLog, InvalidNotification, dedup_key, read_notification
 from v10r.listen.targets import Target
 from v10r.ops.metrics import Sample
+from v10r.providers.retry import Backoff, Streak
 from v10r.queues.base import Queue
 from v10r.queues.connect import is_broker_outage
 from v10r.redact import mask_text
@@ -69,6 +70,12 @@ class ListenerSettings:
     shutdown_timeout_s: float = 10.0
     standby_poll_s: float = POLL_S  # how often a standby tries to become active (leader.py)
 
+    def backoff(self) -> Streak:
+        """Reconnects and re-publishes wait under the one backoff policy, without jitter:
+        the listener is a single process, nothing to spread."""
+        return Streak(Backoff(base_s=self.backoff_initial_s, cap_s=self.backoff_max_s,
+                              jitter=0.0))
+
 
 @dataclass
 class ListenerStats:
@@ -79,23 +86,6 @@ class ListenerStats:
     catchups: int = 0
     caught_up_rows: int = 0
     bad_payloads: int = 0
-
-
-@dataclass
-class _Backoff:
-    initial: float
-    maximum: float
-    current: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.current = self.initial
-
-    def next(self) -> float:
-        delay, self.current = self.current, min(self.current * 2, self.maximum)
-        return delay
 
 
 class _StateLog:
@@ -195,7 +185,7 @@ class Listener:
 
     async def _connection_loop(self, stop: asyncio.Event) -> None:
         state = _StateLog(f"database {self.database.name}")
-        backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        backoff = self.settings.backoff()
         first = True
         while not stop.is_set():
             lost = asyncio.Event()
@@ -320,7 +310,7 @@ class Listener:
 
     async def _flush_loop(self) -> None:
         state = _StateLog(f"queue {self.queue.kind}")
-        backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        backoff = self.settings.backoff()
         while True:
             await self._wait_for_work()
             try:
@@ -387,7 +377,7 @@ class Listener:
     # ---- catch-up -----------------------------------------------------------------
 
     async def _catchup_loop(self) -> None:
-        backoff = _Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        backoff = self.settings.backoff()
         while True:
             if not await _woken(self._scan_wake, self.settings.catchup_interval_s):
                 self._scan_requests.update(t.name for t in self.targets)  # periodic scan

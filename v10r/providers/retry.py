@@ -29,6 +29,22 @@ class Backoff:
         return ceiling * (1.0 - self.jitter * (rng or random).random())
 
 
+@dataclass
+class Streak:
+    """Consecutive failures under one `Backoff`: `next()` is the wait before trying again,
+    `reset()` after a success (for loops that retry forever, like the listener's)."""
+
+    policy: Backoff
+    failures: int = 0
+
+    def next(self) -> float:
+        self.failures += 1
+        return self.policy.delay(self.failures - 1)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
 PROVIDER_BACKOFF = Backoff()  # between a provider's own retries of one request
 OUTAGE_BACKOFF = Backoff(base_s=0.2, cap_s=5.0, jitter=0.5)  # held batches and probes
 
