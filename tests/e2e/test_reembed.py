@@ -237,3 +237,39 @@ async def test_a_large_tables_index_is_built_after_the_initial_fill(setup: Setup
     assert await setup.db.fetchval("SELECT indisvalid FROM pg_index "
                                    "WHERE indexrelid = 'docs_second_hnsw'::regclass")
     assert (await setup.cli("status", str(setup.spec)))[0] == 0
+
+
+async def test_a_listener_running_through_the_cutover_follows_the_swapped_columns(
+        setup: Setup) -> None:
+    """No restart needed: after `apply` cuts over, the running listener's workers and its
+    catch-up scans write and read the columns under their new names."""
+    setup.write(CHANGES["model"][0])
+    assert (await setup.cli("apply", str(setup.spec)))[0] == 0
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "v10r", "listen", str(setup.spec), "--workers-in-process", "2",
+        "--catchup-interval", "1", env=setup.env, cwd=str(ROOT),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while await setup.db.fetchval("SELECT count(*) FROM docs "
+                                          "WHERE body_embedding_v10r_next_hash IS NULL"):
+                await asyncio.sleep(0.2)
+        code, out, err = await setup.cli("apply", str(setup.spec))
+        assert code == 0 and "cut over public.docs.body_embedding" in out, out + err
+        # a live change (notification) and a row loaded with triggers off (catch-up scan)
+        await setup.db.execute("UPDATE docs SET body = 'after the cutover' WHERE id = 1")
+        await setup.db.execute("SET session_replication_role = replica; "
+                               "INSERT INTO docs VALUES (100000, 'loaded quietly'); "
+                               "SET session_replication_role = DEFAULT")
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                code, report = await setup.status()
+                if code == 0:
+                    break
+                await asyncio.sleep(0.5)
+        assert report["counts"]["current"] == ROWS + 1 and not report["reembedding"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), WAIT_S)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "Traceback" not in err.decode()

@@ -45,6 +45,8 @@ from v10r.tasks import Task
 
 log = logging.getLogger(__name__)
 
+# The pipeline's columns are not where the listener thought: read the applied names again.
+MOVED = (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError)
 RECOVERABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
                V10rError, ConnectionError)
 
@@ -393,6 +395,8 @@ class Listener:
                 if not _recoverable(exc):
                     raise
                 log.warning("catch-up scan failed (%s); will retry", _describe(exc))
+                if isinstance(exc, MOVED):  # e.g. a blue/green cutover swapped the columns
+                    await self._follow_applied_names()
                 self.request_scan(targets)
                 await asyncio.sleep(backoff.next())
                 continue
@@ -400,6 +404,29 @@ class Listener:
             self.stats.catchups += 1
             self.stats.caught_up_rows += result.total
             await asyncio.sleep(self.settings.scan_gap_s)  # requests meanwhile: one scan
+
+
+    async def _follow_applied_names(self) -> None:
+        """Read the columns each pipeline writes again (`v10r apply` may have cut over
+        to a re-embedded column), so scans and tasks name what exists now."""
+        from v10r.listen.applied import resolve_targets
+
+        try:
+            conn = await db.connect(self.database, "read", pipeline=self.targets[0].name,
+                                    vector_codec=False)
+            try:
+                fresh = await resolve_targets(conn, [t.pipeline for t in self.targets])
+            finally:
+                await conn.close()
+        except RECOVERABLE as exc:
+            log.warning("cannot read the applied names (%s); will retry", _describe(exc))
+            return
+        self.targets = fresh
+        self._channels = {}
+        for target in fresh:
+            self._channels.setdefault(target.channel, []).append(target)
+        log.info("following the applied columns: %s",
+                 ", ".join(f"{t.name} → {t.names.embedding}" for t in fresh))
 
 
 def _recoverable(exc: BaseException) -> bool:
