@@ -131,7 +131,10 @@ def read_dead_letter(raw: bytes, *, error: str, attempts: int, failed_at: float,
 
 @dataclass(frozen=True, slots=True)
 class Depth:
-    """How much a pipeline's queue holds, for `status` and metrics (None: not known)."""
+    """How much a pipeline's queue holds, for `status` and metrics (None: not known).
+
+    Brokers count messages, and a message carries up to `MAX_MESSAGE_ROWS` rows; the
+    memory queue counts tasks. The rows still to embed are `v10r status`'s counts."""
 
     waiting: int | None  # published, not yet delivered (Kafka: consumer-group lag)
     in_flight: int | None = None  # delivered to a worker, not yet acked

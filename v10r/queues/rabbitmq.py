@@ -134,7 +134,9 @@ class RabbitMQQueue:
                                 max_batch)
 
     async def _read(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
-        prefetch = max(1, max_batch * PREFETCH_BATCHES // PREFETCH_PER_BATCH)
+        # at least a small batch's worth of one-row messages, so it can fill
+        prefetch = max(min(max_batch, PREFETCH_PER_BATCH),
+                       max_batch * PREFETCH_BATCHES // PREFETCH_PER_BATCH)
         consumer = await self._consumer(pipeline, prefetch)
         taken: list[Delivery] = []
         if consumer.buffer.empty():

@@ -30,7 +30,8 @@ async def test_depth_follows_publish_delivery_and_ack(queue_factory: QueueFactor
     empty = await queue.depth(pipeline)
     assert empty.waiting == 0
 
-    await queue.publish(pipeline, make_tasks(pipeline, range(7)))
+    for task in make_tasks(pipeline, range(7)):  # one message each: brokers count messages
+        await queue.publish(pipeline, [task])
     published = await depth_until(queue, pipeline, lambda d: d.waiting == 7)
     assert published.waiting == 7
 
