@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from v10r.spec.columns import METADATA_SUFFIXES
 from v10r.spec.identifiers import derive_name, qualified, quote_ident
 from v10r.spec.model import Pipeline
 
@@ -59,10 +60,10 @@ def pipeline_names(pipeline: Pipeline, embedding_column: str | None = None) -> P
         key=tuple(source.key),
         columns=tuple(source.columns),
         embedding=embedding,
-        model=derive_name(embedding, "_model"),
-        hash=derive_name(embedding, "_hash"),
-        at=derive_name(embedding, "_at"),
-        note=derive_name(embedding, "_note"),
+        model=derive_name(embedding, METADATA_SUFFIXES["model"]),
+        hash=derive_name(embedding, METADATA_SUFFIXES["hash"]),
+        at=derive_name(embedding, METADATA_SUFFIXES["at"]),
+        note=derive_name(embedding, METADATA_SUFFIXES["note"]),
         index=derive_name(f"{source.table_name}_{embedding}", "_hnsw"),
         trigger=table_trigger_name(source.table_name),
         bulk_trigger=derive_name(source.table_name, "_bulk_notify_v10r"),

@@ -12,10 +12,9 @@ import secrets
 import socket
 from collections.abc import Awaitable
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from v10r.errors import QueueError
-from v10r.redact import mask_text, mask_url
+from v10r.redact import mask_text, mask_url, url_password
 
 T = TypeVar("T")
 
@@ -46,16 +45,9 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def password_of(url: str) -> str:
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""
-
-
 def unreachable(kind: str, url: str, exc: BaseException | str) -> QueueError:
     reason = "timed out" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
-    reason = mask_text(reason, (password_of(url),))
+    reason = mask_text(reason, (url_password(url),))
     return QueueError(f"cannot reach the {kind} broker at {mask_url(url)}: {reason}",
                       hint=HINTS.get(kind))
 

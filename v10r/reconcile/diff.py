@@ -26,10 +26,9 @@ from v10r.reconcile.columns import (
 )
 from v10r.reconcile.introspect import LiveState, LiveTable, Recorded
 from v10r.reconcile.specset import SpecSet
+from v10r.spec.columns import RENAME_SUFFIX
 from v10r.spec.identifiers import derive_name
 from v10r.spec.model import Pipeline
-
-RENAME_SUFFIX = "_v10r"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 The spec check needs this before anything is compiled: two pipelines on one table must
 never write the same column, nor write a column that one of them reads (a target named
 like another pipeline's `_hash` column, or like its source text), or they corrupt each
-other at run time. The names follow `v10r.compile.names` (a test keeps them equal).
+other at run time. The suffixes live here, the lowest layer that needs them;
+`v10r.compile.names` and the reconciler derive their names from them too.
 """
 
 from __future__ import annotations
