@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from v10r.compile.content_hash import source_hash_sql
-from v10r.compile.filter import filter_sql
+from v10r.compile.filter import filter_sql, op
 from v10r.compile.names import PipelineNames
 from v10r.keys import ColumnType
 from v10r.spec.identifiers import quote_ident
 from v10r.spec.model import Pipeline
 
 ALIAS = "t"
-EQ = "OPERATOR(pg_catalog.=)"
+EQ = op("=")
 TEXT = "pg_catalog.text"
 
 
