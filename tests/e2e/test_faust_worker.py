@@ -118,10 +118,14 @@ async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup
     await insert(setup, range(ROWS))
     for start in range(0, ROWS, 5):  # messages of 5 rows: more than one `take` batch
         await setup.publish(range(start, start + 5))
-    setup.server.script(*[Reply.hang(1.0)] * 3)  # a slow provider, so the kill lands mid-stream
+    # One batch is answered, then the provider stalls: the kill lands mid-stream, however
+    # fast the machine is.
+    setup.server.script(Reply())
+    setup.server.always = Reply.hang(30.0)
     first = setup.worker()
     await wait_for(lambda: _at_least(setup, 1), WAIT_S, "the first vectors", first)
     first.kill()
+    setup.server.always = None
     left = ROWS - await setup.count_embedded()
     assert left > 0
 

@@ -110,8 +110,8 @@ class RedisQueue:
         self._held = Held()  # unacked on the broker: redelivered
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._heartbeat
+            # bounded: a close must end even if the task failed to stop
+            await asyncio.wait({self._heartbeat}, timeout=SOCKET_TIMEOUT)
             self._heartbeat = None
             with contextlib.suppress(Exception):
                 await self.redis.delete(alive_key(self.consumer))
