@@ -8,7 +8,7 @@ the message is acked on the broker once its last row is settled (`settled_messag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -88,14 +88,15 @@ class Held:
 
     rows: dict[str, list[Delivery]] = field(default_factory=dict)
 
-    def take(self, pipeline: str, max_batch: int) -> list[Delivery]:
+    async def serve(self, pipeline: str, max_batch: int,
+                    read: Callable[[], Awaitable[list[Delivery]]]) -> list[Delivery]:
+        """Up to `max_batch` rows: those held from a message read before, else `read()`'s
+        first `max_batch`, holding the rest for the next call."""
         held = self.rows.get(pipeline, [])
-        taken, self.rows[pipeline] = held[:max_batch], held[max_batch:]
-        return taken
-
-    def split(self, pipeline: str, deliveries: list[Delivery],
-              max_batch: int) -> list[Delivery]:
-        """The first `max_batch` rows; the rest are held for the next consume."""
+        if held:
+            taken, self.rows[pipeline] = held[:max_batch], held[max_batch:]
+            return taken
+        deliveries = await read()
         self.rows.setdefault(pipeline, []).extend(deliveries[max_batch:])
         return deliveries[:max_batch]
 

@@ -128,10 +128,8 @@ class RabbitMQQueue:
 
     async def consume(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
         """Up to `max_batch` rows: those held from a message read before, else new ones."""
-        if held := self._held.take(pipeline, max_batch):
-            return held
-        return self._held.split(pipeline, await self._read(pipeline, max_batch, timeout),
-                                max_batch)
+        return await self._held.serve(pipeline, max_batch,
+                                      lambda: self._read(pipeline, max_batch, timeout))
 
     async def _read(self, pipeline: str, max_batch: int, timeout: float) -> list[Delivery]:
         # at least a small batch's worth of one-row messages, so it can fill
