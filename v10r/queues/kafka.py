@@ -31,7 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from v10r.errors import QueueError
 from v10r.queues.base import DeadLetter, Delivery, Depth, Held, read_deliveries, settled_messages
 from v10r.queues.connect import within
-from v10r.queues.kafka_dlq import commit_replayed, read_dead_letters
+from v10r.queues.kafka_dlq import commit_offsets, read_dead_letters, replay_plan
 from v10r.queues.kafka_offsets import OffsetTracker
 from v10r.tasks import MAX_MESSAGE_ROWS, Task, pack
 
@@ -275,17 +275,20 @@ class KafkaQueue:
         return await topic_lag(self.bootstrap, task_topic(pipeline), (self.group_id, faust_group))
 
     async def dead_letters(self, pipeline: str, limit: int = 100) -> list[DeadLetter]:
-        records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, limit)
-        return [letter for letter, _ in records]
+        stored = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, limit)
+        return [s.letter for s in stored]
 
     async def replay(self, pipeline: str, ids: Sequence[str] | None = None) -> int:
-        """Re-publish dead letters; the DLQ group's offsets advance past a replayed prefix."""
-        records = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, None)
-        chosen = [(letter, pos) for letter, pos in records
-                  if letter.task is not None and (ids is None or letter.id in ids)]
-        await self.publish(pipeline, [letter.task for letter, _ in chosen
-                                      if letter.task is not None])
-        await commit_replayed(self.bootstrap, DLQ_GROUP, records, {pos for _, pos in chosen})
+        """Re-publish dead letters, then move them out of the listing (see `kafka_dlq`)."""
+        stored = await read_dead_letters(self.bootstrap, dlq_topic(pipeline), DLQ_GROUP, None)
+        chosen = [s for s in stored
+                  if s.letter.task is not None and (ids is None or s.letter.id in ids)]
+        await self.publish(pipeline, [s.letter.task for s in chosen if s.letter.task is not None])
+        kept, commits = replay_plan(stored, {s.position for s in chosen})
+        await self._send(dlq_topic(pipeline), [
+            (s.tp.partition, (s.record.key, s.record.value or b"", list(s.record.headers or ())))
+            for s in kept])
+        await commit_offsets(self.bootstrap, DLQ_GROUP, commits)
         return len(chosen)
 
 

@@ -88,15 +88,21 @@ async def test_retry_counts_attempts_then_dead_letters_and_replay_requeues(
 
 async def test_replay_by_id_requeues_only_the_chosen_dead_letters(
         queue_factory: QueueFactory) -> None:
+    # Eight letters on fewer partitions: chosen ones sit before, between and after others.
     queue, pipeline = await queue_factory(), queue_factory.pipeline
-    await queue.publish(pipeline, make_tasks(pipeline, range(2)))
-    deliveries = await collect(queue, pipeline, 2)
+    await queue.publish(pipeline, make_tasks(pipeline, range(8)))
+    deliveries = await collect(queue, pipeline, 8)
     await queue.dead_letter(pipeline, deliveries, "row has no text")
     letters = sorted(await queue.dead_letters(pipeline), key=lambda d: d.task.id)
-    assert [d.task.id for d in letters] == [0, 1]
+    assert [d.task.id for d in letters] == list(range(8))
 
-    assert await queue.replay(pipeline, [letters[0].id]) == 1
+    chosen = [letters[i].id for i in (1, 4, 6)]
+    assert await queue.replay(pipeline, chosen) == 3
 
-    [replayed] = await collect(queue, pipeline, 1)
-    assert replayed.task.id == 0
-    assert [d.task.id for d in await queue.dead_letters(pipeline)] == [1]
+    replayed = await collect(queue, pipeline, 3)
+    assert sorted(d.task.id for d in replayed) == [1, 4, 6]
+    await queue.ack(pipeline, replayed)
+    left = sorted(d.task.id for d in await queue.dead_letters(pipeline))
+    assert left == [0, 2, 3, 5, 7]
+    assert await queue.replay(pipeline, chosen) == 0  # the old ids are gone, not replayed twice
+    assert sorted(d.task.id for d in await queue.dead_letters(pipeline)) == left
