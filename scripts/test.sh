@@ -36,8 +36,15 @@ if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
     || echo "warning: could not install docker-compose; the compose tests will say why" >&2
 fi
 
+# Most tests wait on services, processes and timeouts rather than on the CPU: several
+# pytest workers share the cores (each starts its own PostgreSQL and Kafka broker; a test
+# file stays on one worker). V10R_TEST_WORKERS=0 runs everything in this process.
+workers=${V10R_TEST_WORKERS:-4}
+parallel=()
+if [ "$workers" != 0 ]; then parallel=(-n "$workers" --dist loadfile); fi
+
 set +e
-"$VENV/bin/pytest" -p no:cacheprovider "$@"
+"$VENV/bin/pytest" -p no:cacheprovider "${parallel[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 
 class InvalidResponse(ValueError):
@@ -29,10 +30,7 @@ def max_response_bytes(count: int, dimensions: int) -> int:
 
 def decode_embeddings(body: bytes, *, count: int, dimensions: int) -> tuple[np.ndarray, bool]:
     """(vectors in input order, whether the server sent base64)."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidResponse(f"response is not valid JSON ({type(exc).__name__})") from None
+    payload = _parse(body)
     items = _items(payload)
     if len(items) != count:
         raise InvalidResponse(f"asked for {count} embeddings, got {len(items)}")
@@ -48,6 +46,19 @@ def decode_embeddings(body: bytes, *, count: int, dimensions: int) -> tuple[np.n
     if len({item.get("index", i) for i, item in enumerate(items)}) != count:
         raise InvalidResponse("embedding indices repeat")
     return out, seen_base64
+
+
+def _parse(body: bytes) -> Any:
+    """orjson reads float lists ~10× faster than `json`; what it refuses (NaN literals,
+    integers beyond 64 bits) is read by `json`, so a bad vector fails alone, later."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidResponse(f"response is not valid JSON ({type(exc).__name__})") from None
 
 
 def _items(payload: Any) -> list[dict[str, Any]]:
