@@ -457,7 +457,8 @@ class WorkerProcesses:
         return sum([await _scrape_processed(port) for port in self.ports])
 
     async def wait_written(self, count: int, timeout: float = WAIT_S) -> float:
-        """Poll the workers' counters every 20 ms until `count` rows are done."""
+        """Poll the workers' counters every 50 ms (each poll costs them a scrape) until
+        `count` rows are done."""
         deadline = time.monotonic() + timeout
         while (done := await self.processed()) < count:
             for worker in self.workers:
@@ -465,7 +466,7 @@ class WorkerProcesses:
                     raise RuntimeError(f"{worker.name} exited: {worker.log.read_text()[-2000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
         return time.perf_counter()
 
     def pids(self) -> dict[str, int]:

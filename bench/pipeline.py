@@ -11,13 +11,21 @@ by one batched `UPDATE … FROM unnest` loop over one connection (binary codec) 
 fastest these writes can land. ratio = pipeline / baseline (targets: ≥ 0.5 on memory
 and redis, ≥ 0.3 on kafka).
 
+With `--provider http-base64` or `http-float`, the provider is the instant
+OpenAI-compatible test server (`tests/services/openai_server.py`) in its own process,
+answering base64 or float lists, and the pipeline runs as deployed: on the memory queue
+the listener and W worker loops here (`v10r listen --workers-in-process W`), on any other
+queue the listener here and W `v10r worker` processes of one loop each. Every case
+reports CPU µs per row of each process: this one (bench: the listener, and the loops on
+the memory queue), each worker process, the server, PostgreSQL.
+
 With `--faust 1,2`, the Kafka path as deployed is measured too: the listener here and
 1, 2 `faust -A v10r worker` processes, an instant OpenAI-compatible HTTP server as the
 provider, and the CPU time of each worker process per row.
 
     .venv/bin/python bench/pipeline.py [--rows N] [--queues memory,redis,rabbitmq,kafka]
-                                       [--workers 1,2,4] [--provider deterministic|precomputed]
-                                       [--faust 1,2] [--quick] [--json]
+                                       [--workers 1,2,4] [--faust 1,2] [--quick] [--json]
+                                       [--provider deterministic,precomputed,http-base64,http-float]
 """
 
 from __future__ import annotations
