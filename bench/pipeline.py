@@ -265,7 +265,8 @@ def main() -> None:
     parser = h.base_parser(__doc__)
     parser.add_argument("--rows", type=int, default=None, help="rows per case (default 20000)")
     parser.add_argument("--queues", default=None, help="comma-separated queue kinds")
-    parser.add_argument("--workers", default=None, help="comma-separated worker counts")
+    parser.add_argument("--workers", default=None, help="comma-separated worker counts: loops in this process, or with an "
+                        "http provider on a broker queue, `v10r worker` processes")
     parser.add_argument("--faust", default=None,
                         help="comma-separated counts of `faust -A v10r worker` processes")
     parser.add_argument("--http-delay", type=float, default=0.0,
