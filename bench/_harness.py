@@ -385,7 +385,7 @@ def http_server(provider: str, delay_s: float = 0.0) -> Iterator[HttpServer]:
             process.communicate(timeout=30)
 
 
-def http_provider(pipeline: Pipeline) -> Provider:
+def spec_provider(pipeline: Pipeline) -> Provider:
     """The provider `v10r worker` builds from the spec (one pooled HTTP client)."""
     from v10r.providers.factory import create_provider
 
@@ -433,8 +433,6 @@ def launch(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Wa
                                    stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
     return Watched(name, process, log)
-
-
 
 
 def free_port() -> int:
@@ -501,7 +499,8 @@ async def worker_processes(target: Target, spec: Mapping[str, Any], svc: Service
     stack.listener = Listener([target], queue, ListenerSettings(catchup=False))
     stop = asyncio.Event()
     listen = asyncio.create_task(stack.listener.run(stop))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "V10R_BENCH_QUEUE_URL": svc.queue_url(kind) or ""}
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "V10R_BENCH_QUEUE_URL": svc.queue_url(kind) or ""}
     try:
         await _ready(stack.listener, listen)
         for i in range(workers):

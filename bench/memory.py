@@ -20,17 +20,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import _harness as h
 import asyncpg
-import psutil
 
 from v10r.spec.identifiers import quote_ident
 
-MB = 2**20
+MB = h.MB
 SPEC = """\
 version: 1
 name: {name}

@@ -73,7 +73,7 @@ async def run_http_case(svc: h.Services, kind: str, workers: int, rows: int,
         target = await h.apply(Pipeline.model_validate(spec))
         others = {"server": server.pid}
         if kind == "memory":
-            client = h.http_provider(target.pipeline)
+            client = h.spec_provider(target.pipeline)
             try:
                 async with h.running(target, kind, svc, workers=workers,
                                      provider=client) as stack:
@@ -265,7 +265,8 @@ def main() -> None:
     parser = h.base_parser(__doc__)
     parser.add_argument("--rows", type=int, default=None, help="rows per case (default 20000)")
     parser.add_argument("--queues", default=None, help="comma-separated queue kinds")
-    parser.add_argument("--workers", default=None, help="comma-separated worker counts: loops in this process, or with an "
+    parser.add_argument("--workers", default=None,
+                        help="comma-separated worker counts: loops in this process, or with an "
                         "http provider on a broker queue, `v10r worker` processes")
     parser.add_argument("--faust", default=None,
                         help="comma-separated counts of `faust -A v10r worker` processes")
