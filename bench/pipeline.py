@@ -256,9 +256,15 @@ def render(report: Mapping[str, Any]) -> None:
         workers += r.get("worker_cpu_us_per_row", [])
         table.add_row(r["queue"], r["provider"], name, r["op"], f"{r['seconds']:.2f}",
                       f"{r['rows_per_s']:,.0f}", f"{r['ratio']:.3f}",
-                      str(cpu.get("bench", "")), " + ".join(map(str, workers)),
-                      str(cpu.get("postgres", "")), str(cpu.get("server", "")))
+                      str(cpu.get("bench", _pct(r, "v10r_cpu_pct"))), " + ".join(map(str, workers)),
+                      str(cpu.get("postgres", _pct(r, "postgres_cpu_pct"))),
+                      str(cpu.get("server", "")))
     Console(width=160).print(table)
+
+
+def _pct(result: Mapping[str, Any], key: str) -> str:
+    """A case measured in % of a core only (the Faust cases)."""
+    return f"{result[key]:.0f}% of a core" if key in result else ""
 
 
 def main() -> None:
