@@ -15,11 +15,13 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg
 import numpy as np
+import psutil
 from pgvector.asyncpg import register_vector
 
 from v10r.embedded.kafka import EmbeddedKafka
@@ -50,6 +53,8 @@ DIMENSIONS = 384
 REDIS_URL = os.environ.get("V10R_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 RABBITMQ_URL = os.environ.get("V10R_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 QUEUES = ("memory", "redis", "rabbitmq", "kafka")
+HTTP_PROVIDERS = {"http-base64": "yes", "http-float": "ignore"}  # the server's base64_support
+MB = 2**20
 WAIT_S = 300.0  # upper bound of every wait: a stuck pipeline fails the run, never hangs it
 
 
@@ -126,22 +131,34 @@ async def server_versions(dsn: str) -> dict[str, str]:
 # ---- tables and pipelines -------------------------------------------------------------
 
 def make_pipeline(dsn: str, table: str, queue: str, *, url: str | None = None,
-                  provider: str = "custom", batch: int | None = None) -> Pipeline:
-    """A pipeline on `public.<table>.body`; `custom` is replaced by an in-process provider."""
+                  provider: str = "custom", batch: int | None = None,
+                  base_url: str | None = None) -> Pipeline:
+    """A pipeline on `public.<table>.body`; `custom` is replaced by an in-process provider
+    unless `base_url` names a real OpenAI-compatible server."""
+    return Pipeline.model_validate(pipeline_spec(dsn, table, queue, url=url, provider=provider,
+                                                 batch=batch, base_url=base_url))
+
+
+def pipeline_spec(dsn: str, table: str, queue: str, *, url: str | None = None,
+                  provider: str = "custom", batch: int | None = None,
+                  base_url: str | None = None) -> dict[str, Any]:
+    """The spec of `make_pipeline`, as a `v10r worker` process reads it from a file."""
     embedding: dict[str, Any] = {"provider": provider}
     if provider == "custom":
-        embedding |= {"base_url": "http://127.0.0.1:9/v1", "model": "deterministic",
+        embedding |= {"base_url": base_url or "http://127.0.0.1:9/v1",
+                      "model": "test-model" if base_url else "deterministic",
                       "dimensions": DIMENSIONS}
     if batch:
         embedding["max_batch_size"] = batch
-    return Pipeline.model_validate({
+    return {
+        "version": 1,
         "name": unique("bench"),
         "database": {"name": "bench", "dsn": dsn},
         "source": {"table": f"public.{table}", "key": "id", "columns": ["body"]},
         "embedding": embedding,
         "target": {"index": "none"},
         "queue": {"kind": queue, **({"url": url} if url else {})},
-    })
+    }
 
 
 async def create_table(dsn: str, table: str, rows: int = 0,
@@ -259,6 +276,13 @@ class Stack:
         stats = self.stats.get(self.target.name)
         return stats.written + stats.skipped if stats else 0
 
+    async def processed(self) -> int:
+        return self.written
+
+    def pids(self) -> dict[str, int]:
+        """Worker processes (none: the loops run in this process)."""
+        return {}
+
     async def wait_written(self, count: int, timeout: float = WAIT_S) -> float:
         """Poll the in-process counter until `count` rows are done; returns the time."""
         deadline = time.monotonic() + timeout
@@ -311,9 +335,190 @@ async def _ready(listener: Listener, *tasks: asyncio.Task[Any]) -> None:
 
 async def warm_up(stack: Stack, conn: asyncpg.Connection, table: str, row_id: int) -> None:
     """One row through the whole path: statements prepared, consumers joined."""
-    before = stack.written
+    before = await stack.processed()
     await insert_rows(conn, table, range(row_id, row_id + 1))
     await stack.wait_written(before + 1, timeout=120)
+
+
+# ---- processes: the provider server, `v10r worker` -----------------------------------
+
+SERVER = """\
+import sys
+from tests.services.openai_server import OpenAIServer, Reply
+with OpenAIServer(base64_support=sys.argv[1]) as server:
+    if float(sys.argv[2]):
+        server.always = Reply(delay_s=float(sys.argv[2]))
+    print(server.url, flush=True)
+    sys.stdin.read()  # until the benchmark closes it
+"""
+
+
+@dataclass
+class HttpServer:
+    """The OpenAI-compatible test server (`tests/services/openai_server.py`) in its own
+    process: its JSON encoding neither shares v10r's GIL nor counts as v10r's CPU."""
+
+    process: subprocess.Popen[str]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def http_server(provider: str, delay_s: float = 0.0) -> Iterator[HttpServer]:
+    """`http-base64` answers base64 as asked; `http-float` ignores it and sends float
+    lists (the provider then stops asking for base64)."""
+    support = HTTP_PROVIDERS[provider]
+    process = subprocess.Popen([sys.executable, "-c", SERVER, support, str(delay_s)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError(f"the provider server did not start (exit {process.poll()})")
+        yield HttpServer(process, url)
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            process.communicate(timeout=30)
+
+
+def spec_provider(pipeline: Pipeline) -> Provider:
+    """The provider `v10r worker` builds from the spec (one pooled HTTP client)."""
+    from v10r.providers.factory import create_provider
+
+    return create_provider(pipeline.embedding, pipeline=pipeline.name)
+
+
+@dataclass
+class Watched:
+    """A CLI subprocess with its log file and RSS samples (MB)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    samples: list[float] = field(default_factory=list)
+
+    def sample(self) -> None:
+        try:
+            self.samples.append(psutil.Process(self.process.pid).memory_info().rss / MB)
+        except psutil.NoSuchProcess:
+            pass
+
+    async def wait_for(self, mark: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while mark not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def launch(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Watched:
+    log = workdir / f"{name}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "v10r", *argv], env=env, cwd=ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    return Watched(name, process, log)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class WorkerProcesses:
+    """Listener in this process, `v10r worker` processes beside it (one loop each), as
+    deployed; rows done are read from each worker's /metrics counters."""
+
+    target: Target
+    workers: list[Watched] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    listener: Listener | None = None
+
+    async def processed(self) -> int:
+        return sum([await _scrape_processed(port) for port in self.ports])
+
+    async def wait_written(self, count: int, timeout: float = WAIT_S) -> float:
+        """Poll the workers' counters every 50 ms (each poll costs them a scrape) until
+        `count` rows are done."""
+        deadline = time.monotonic() + timeout
+        while (done := await self.processed()) < count:
+            for worker in self.workers:
+                if worker.process.poll() is not None:
+                    raise RuntimeError(f"{worker.name} exited: {worker.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+        return time.perf_counter()
+
+    def pids(self) -> dict[str, int]:
+        return {w.name: w.process.pid for w in self.workers}
+
+
+async def _scrape_processed(port: int) -> int:
+    """`v10r_worker_processed_total` of one worker's /metrics, over a bare socket (an HTTP
+    client per poll would cost this process more than the listener does)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        body = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    return sum(int(float(line.rsplit(b" ", 1)[1])) for line in body.splitlines()
+               if line.startswith(b"v10r_worker_processed_total{"))
+
+
+@contextlib.asynccontextmanager
+async def worker_processes(target: Target, spec: Mapping[str, Any], svc: Services, *,
+                           workers: int) -> AsyncIterator[WorkerProcesses]:
+    """Run the listener here and `workers` `v10r worker` processes reading `spec`."""
+    import yaml
+
+    pipeline, kind = target.pipeline, spec["queue"]["kind"]
+    workdir = Path(tempfile.mkdtemp(prefix="v10r-bench-workers-"))
+    on_disk = {**spec, "queue": {**spec["queue"], "url": "${V10R_BENCH_QUEUE_URL}"}}
+    (workdir / "pipeline.yaml").write_text(yaml.safe_dump(on_disk, sort_keys=False))
+    queue = await open_queue(kind, pipeline, svc)
+    stack = WorkerProcesses(target)
+    stack.listener = Listener([target], queue, ListenerSettings(catchup=False))
+    stop = asyncio.Event()
+    listen = asyncio.create_task(stack.listener.run(stop))
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "V10R_BENCH_QUEUE_URL": svc.queue_url(kind) or ""}
+    try:
+        await _ready(stack.listener, listen)
+        for i in range(workers):
+            stack.ports.append(free_port())
+            stack.workers.append(launch(f"worker{i + 1}", [
+                "worker", str(workdir / "pipeline.yaml"), "--workers", "1",
+                "--metrics-port", str(stack.ports[-1])], env, workdir))
+        for worker in stack.workers:
+            await worker.wait_for("v10r worker:")
+        yield stack
+    finally:
+        for worker in stack.workers:
+            await asyncio.to_thread(worker.stop)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(listen, return_exceptions=True), 60)
+        await queue.close()
+        await drop_queue(kind, pipeline, svc)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # ---- baselines --------------------------------------------------------------------------
@@ -350,33 +555,43 @@ async def baseline_write(dsn: str, rows: int, chunk: int = 1000) -> float:
 
 
 class CpuMeter:
-    """CPU seconds used by this process and by the PostgreSQL server over an interval,
-    to tell "v10r is busy" from "v10r waits for the database"."""
+    """CPU seconds used by this process, by the PostgreSQL server and by any other named
+    processes over an interval, to tell "v10r is busy" from "v10r waits for the database"."""
 
-    def __init__(self, pg: EmbeddedPostgres) -> None:
-        import psutil
-
+    def __init__(self, pg: EmbeddedPostgres, others: Mapping[str, int] | None = None) -> None:
         pid = int((pg.data_dir / "postmaster.pid").read_text().splitlines()[0])
         self._me, self._pg = psutil.Process(), psutil.Process(pid)
+        self._others = {name: psutil.Process(p) for name, p in (others or {}).items()}
         self._start = self._read()
 
-    def _read(self) -> tuple[float, dict[int, float]]:
-        import psutil
-
-        me = self._me.cpu_times()
+    def _read(self) -> tuple[float, dict[int, float], dict[str, float]]:
         server = {}
         for proc in [self._pg, *self._pg.children()]:
             with contextlib.suppress(psutil.NoSuchProcess):
-                times = proc.cpu_times()
-                server[proc.pid] = times.user + times.system
-        return me.user + me.system, server
+                server[proc.pid] = _cpu_s(proc)
+        return _cpu_s(self._me), server, {n: _cpu_s(p) for n, p in self._others.items()}
+
+    def _used(self) -> tuple[float, float, dict[str, float]]:
+        me, server, others = self._read()
+        pg = sum(v - self._start[1].get(pid, 0.0) for pid, v in server.items())
+        return me - self._start[0], pg, {n: v - self._start[2][n] for n, v in others.items()}
 
     def percent(self, seconds: float) -> dict[str, float]:
         """Average CPU use since creation, in % of one core."""
-        me, server = self._read()
-        pg = sum(v - self._start[1].get(pid, 0.0) for pid, v in server.items())
-        return {"v10r_cpu_pct": round((me - self._start[0]) / seconds * 100, 1),
+        me, pg, _ = self._used()
+        return {"v10r_cpu_pct": round(me / seconds * 100, 1),
                 "postgres_cpu_pct": round(pg / seconds * 100, 1)}
+
+    def per_row(self, rows: int) -> dict[str, int]:
+        """CPU µs per row since creation: this process, PostgreSQL, each other process."""
+        me, pg, others = self._used()
+        return {name: round(used / rows * 1e6)
+                for name, used in {"bench": me, **others, "postgres": pg}.items()}
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
 
 
 # ---- reporting --------------------------------------------------------------------------
@@ -388,8 +603,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def machine() -> dict[str, Any]:
     import platform
-
-    import psutil
 
     model = ""
     with contextlib.suppress(OSError):

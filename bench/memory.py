@@ -20,17 +20,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import _harness as h
 import asyncpg
-import psutil
 
 from v10r.spec.identifiers import quote_ident
 
-MB = 2**20
+MB = h.MB
 SPEC = """\
 version: 1
 name: {name}
@@ -50,49 +48,6 @@ MODEL_ONLY = ("from v10r.providers.local import LocalModel; import psutil; "
               "LocalModel().embed(['warm up text'] * 8); "
               "print(psutil.Process().memory_info().rss)")
 CLI_ONLY = "import v10r.cli, psutil; print(psutil.Process().memory_info().rss)"
-
-
-@dataclass
-class Watched:
-    """A CLI subprocess with its log file and RSS samples (MB)."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    samples: list[float] = field(default_factory=list)
-
-    def sample(self) -> None:
-        try:
-            self.samples.append(psutil.Process(self.process.pid).memory_info().rss / MB)
-        except psutil.NoSuchProcess:
-            pass
-
-    async def wait_for(self, mark: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while mark not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s")
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-def launch(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Watched:
-    log = workdir / f"{name}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "v10r", *argv], env=env, cwd=h.ROOT,
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    return Watched(name, process, log)
 
 
 def rss_of(code: str) -> float:
@@ -115,7 +70,7 @@ async def wait_embedded(conn: asyncpg.Connection, table: str, count: int,
     return done
 
 
-async def load(procs: list[Watched], conn: asyncpg.Connection, table: str, rate: float,
+async def load(procs: list[h.Watched], conn: asyncpg.Connection, table: str, rate: float,
                count: int) -> None:
     """Insert `count` rows at `rate`/s, sampling every process's RSS on the way."""
     started = time.perf_counter()
@@ -140,8 +95,8 @@ async def measure(svc: h.Services, workdir: Path, rate: float, count: int) -> di
     from v10r.spec.load import load_pipelines
 
     await h.apply_pipelines(load_pipelines([spec]))
-    procs = [launch("listener", ["listen", str(spec)], env, workdir),
-             launch("worker", ["worker", str(spec), "--workers", "1"], env, workdir)]
+    procs = [h.launch("listener", ["listen", str(spec)], env, workdir),
+             h.launch("worker", ["worker", str(spec), "--workers", "1"], env, workdir)]
     conn = await asyncpg.connect(svc.dsn)
     try:
         await procs[0].wait_for("listening for")

@@ -11,13 +11,21 @@ by one batched `UPDATE … FROM unnest` loop over one connection (binary codec) 
 fastest these writes can land. ratio = pipeline / baseline (targets: ≥ 0.5 on memory
 and redis, ≥ 0.3 on kafka).
 
+With `--provider http-base64` or `http-float`, the provider is the instant
+OpenAI-compatible test server (`tests/services/openai_server.py`) in its own process,
+answering base64 or float lists, and the pipeline runs as deployed: on the memory queue
+the listener and W worker loops here (`v10r listen --workers-in-process W`), on any other
+queue the listener here and W `v10r worker` processes of one loop each. Every case
+reports CPU µs per row of each process: this one (bench: the listener, and the loops on
+the memory queue), each worker process, the server, PostgreSQL.
+
 With `--faust 1,2`, the Kafka path as deployed is measured too: the listener here and
 1, 2 `faust -A v10r worker` processes, an instant OpenAI-compatible HTTP server as the
 provider, and the CPU time of each worker process per row.
 
     .venv/bin/python bench/pipeline.py [--rows N] [--queues memory,redis,rabbitmq,kafka]
-                                       [--workers 1,2,4] [--provider deterministic|precomputed]
-                                       [--faust 1,2] [--quick] [--json]
+                                       [--workers 1,2,4] [--faust 1,2] [--quick] [--json]
+                                       [--provider deterministic,precomputed,http-base64,http-float]
 """
 
 from __future__ import annotations
@@ -33,26 +41,65 @@ import _harness as h
 import asyncpg
 
 from v10r.errors import V10rError
+from v10r.spec.model import Pipeline
+
+PROVIDERS = ("deterministic", "precomputed", *h.HTTP_PROVIDERS)
 
 
 async def run_case(svc: h.Services, kind: str, workers: int, rows: int,
                    provider: str) -> list[dict[str, Any]]:
     """Insert then update `rows` rows through one pipeline; a result per operation."""
+    if provider in h.HTTP_PROVIDERS:
+        return await run_http_case(svc, kind, workers, rows, provider)
     table = h.unique("pipe")
     await h.create_table(svc.dsn, table)
     target = await h.apply(h.make_pipeline(svc.dsn, table, kind))
+    texts = [h.row_text(i) for i in range(rows + 1)]
+    vectors = h.make_provider(provider, texts + [h.edited(t) for t in texts])
+    async with h.running(target, kind, svc, workers=workers, provider=vectors) as stack:
+        return await insert_then_update(svc, stack, table, kind, workers, rows, provider)
+
+
+async def run_http_case(svc: h.Services, kind: str, workers: int, rows: int,
+                        provider: str) -> list[dict[str, Any]]:
+    """The OpenAI-compatible server in its own process as the provider. Memory queue: the
+    listener and `workers` loops here (`v10r listen --workers-in-process`); any other
+    queue: the listener here and `workers` `v10r worker` processes, as deployed."""
+    table = h.unique("pipe")
+    await h.create_table(svc.dsn, table)
+    with h.http_server(provider) as server:
+        spec = h.pipeline_spec(svc.dsn, table, kind, url=svc.queue_url(kind),
+                               base_url=server.url)
+        target = await h.apply(Pipeline.model_validate(spec))
+        others = {"server": server.pid}
+        if kind == "memory":
+            client = h.spec_provider(target.pipeline)
+            try:
+                async with h.running(target, kind, svc, workers=workers,
+                                     provider=client) as stack:
+                    return await insert_then_update(svc, stack, table, kind, workers, rows,
+                                                    provider, others)
+            finally:
+                await client.aclose()
+        async with h.worker_processes(target, spec, svc, workers=workers) as procs:
+            return await insert_then_update(svc, procs, table, kind, workers, rows, provider,
+                                            others)
+
+
+async def insert_then_update(svc: h.Services, stack: h.Stack | h.WorkerProcesses, table: str,
+                             kind: str, workers: int, rows: int, provider: str,
+                             others: dict[str, int] | None = None) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(svc.dsn)
     results = []
     try:
-        texts = [h.row_text(i) for i in range(rows + 1)]
-        vectors = h.make_provider(provider, texts + [h.edited(t) for t in texts])
-        async with h.running(target, kind, svc, workers=workers, provider=vectors) as stack:
-            await h.warm_up(stack, conn, table, 0)
-            for op in ("insert", "update"):
-                seconds, cpu = await timed_commit(svc, stack, conn, table, op, rows)
-                results.append({"queue": kind, "workers": workers, "op": op, "rows": rows,
-                                "provider": provider, "seconds": round(seconds, 3),
-                                "rows_per_s": round(rows / seconds, 1), **cpu})
+        await h.warm_up(stack, conn, table, 0)
+        for op in ("insert", "update"):
+            seconds, cpu = await timed_commit(svc, stack, conn, table, op, rows, others)
+            results.append({"queue": kind, "workers": workers, "op": op, "rows": rows,
+                            "provider": provider,
+                            "worker_processes": len(stack.pids()),
+                            "seconds": round(seconds, 3),
+                            "rows_per_s": round(rows / seconds, 1), **cpu})
     finally:
         await conn.close()
     return results
@@ -121,11 +168,12 @@ async def run_slow_provider_case(svc: h.Services, rows: int, delay_s: float) -> 
             "of_bound": round(rows / seconds / bound, 3)}
 
 
-async def timed_commit(svc: h.Services, stack: h.Stack, conn: asyncpg.Connection, table: str,
-                       op: str, rows: int) -> tuple[float, dict[str, float]]:
+async def timed_commit(svc: h.Services, stack: h.Stack | h.WorkerProcesses,
+                       conn: asyncpg.Connection, table: str, op: str, rows: int,
+                       others: dict[str, int] | None = None) -> tuple[float, dict[str, Any]]:
     """Seconds from COMMIT of `rows` changes until their vectors are written, and the
-    CPU use of v10r and PostgreSQL meanwhile."""
-    before = stack.written
+    CPU use of v10r and PostgreSQL meanwhile (µs per row of each process)."""
+    before = await stack.processed()
     transaction = conn.transaction()
     await transaction.start()
     ids = range(1, rows + 1)
@@ -134,10 +182,11 @@ async def timed_commit(svc: h.Services, stack: h.Stack, conn: asyncpg.Connection
     else:
         await h.update_rows(conn, table, ids)
     committed = time.perf_counter()
-    meter = h.CpuMeter(svc.pg)
+    meter = h.CpuMeter(svc.pg, stack.pids() | (others or {}))
     await transaction.commit()
     done = await stack.wait_written(before + rows, timeout=max(60.0, rows / 100))
-    return done - committed, meter.percent(done - committed)
+    seconds = done - committed
+    return seconds, meter.percent(seconds) | {"cpu_us_per_row": meter.per_row(rows)}
 
 
 async def run(args: Any) -> dict[str, Any]:
@@ -146,16 +195,19 @@ async def run(args: Any) -> dict[str, Any]:
                           h.QUEUES)
     workers = [int(w) for w in h.parse_list(args.workers or ("1" if args.quick else "1,2,4"))]
     faust = [int(w) for w in h.parse_list(args.faust or "")]
+    providers = h.parse_list(args.provider, PROVIDERS)
     async with h.services(kafka="kafka" in queues or bool(faust)) as svc:
         baseline = [await h.baseline_write(svc.dsn, rows)]
         results = []
-        for kind in queues:
-            for count in workers:
-                try:
-                    results += await run_case(svc, kind, count, rows, args.provider)
-                except (TimeoutError, V10rError) as exc:  # one stuck case must not sink the run
-                    results.append({"queue": kind, "workers": count, "op": "insert+update",
-                                    "rows": rows, "error": str(exc)})
+        for provider in providers:
+            for kind in queues:
+                for count in workers:
+                    try:
+                        results += await run_case(svc, kind, count, rows, provider)
+                    except (TimeoutError, RuntimeError, V10rError) as exc:
+                        # one stuck case must not sink the run
+                        results.append({"queue": kind, "workers": count, "op": "insert+update",
+                                        "rows": rows, "provider": provider, "error": str(exc)})
         if args.http_delay:
             slow = await run_slow_provider_case(svc, rows, args.http_delay)
             print(f"one worker loop, provider +{args.http_delay:g}s: {slow['rows_per_s']:,.0f} "
@@ -177,7 +229,8 @@ async def run(args: Any) -> dict[str, Any]:
         if "rows_per_s" in result:
             result["ratio"] = round(result["rows_per_s"] / best, 3)
     return {"benchmark": "pipeline", "quick": args.quick, "rows": rows, "queues": queues,
-            "workers": workers, "provider": args.provider, "kafka_worker": "KafkaQueue adapter",
+            "workers": workers, "provider": ",".join(providers),
+            "kafka_worker": "KafkaQueue adapter",
             "baseline_rows_per_s": [round(b, 1) for b in baseline],
             "machine": h.machine() | versions, "results": results}
 
@@ -189,36 +242,51 @@ def render(report: Mapping[str, Any]) -> None:
     table = Table(title=f"pipeline: {report['rows']:,} rows, {report['provider']} provider, "
                         "COMMIT → vector written "
                         f"(baseline {max(report['baseline_rows_per_s']):,.0f} rows/s)")
-    for column in ("queue", "workers", "op", "seconds", "rows/s", "baseline rows/s", "ratio",
-                   "v10r CPU", "PG CPU"):
+    for column in ("queue", "provider", "workers", "op", "seconds", "rows/s", "ratio",
+                   "CPU µs/row: bench", "workers", "PG", "server"):
         table.add_column(column, justify="right")
     for r in report["results"]:
+        name = str(r["workers"]) + (" proc" if r.get("worker_processes") else "")
         if "error" in r:
-            table.add_row(r["queue"], str(r["workers"]), r["op"], "—", "failed: " + r["error"],
-                          "", "", "", "")
+            table.add_row(r["queue"], r.get("provider", ""), name, r["op"], "—",
+                          "failed: " + r["error"], "", "", "", "", "")
             continue
-        cpu = " + ".join([f"{r['v10r_cpu_pct']:.0f}%"] * ("v10r_cpu_pct" in r) + [
-            f"{u} µs/row" for u in r.get("worker_cpu_us_per_row", [])])
-        table.add_row(r["queue"], str(r["workers"]), r["op"], f"{r['seconds']:.2f}",
-                      f"{r['rows_per_s']:,.0f}", f"{r['baseline_rows_per_s']:,.0f}",
-                      f"{r['ratio']:.2f}", cpu, f"{r.get('postgres_cpu_pct', 0):.0f}%")
+        cpu = r.get("cpu_us_per_row", {})
+        workers = [v for k, v in cpu.items() if k.startswith("worker")]
+        workers += r.get("worker_cpu_us_per_row", [])
+        table.add_row(r["queue"], r["provider"], name, r["op"], f"{r['seconds']:.2f}",
+                      f"{r['rows_per_s']:,.0f}", f"{r['ratio']:.3f}",
+                      str(cpu.get("bench", _pct(r, "v10r_cpu_pct"))), " + ".join(map(str, workers)),
+                      str(cpu.get("postgres", _pct(r, "postgres_cpu_pct"))),
+                      str(cpu.get("server", "")))
     Console(width=160).print(table)
+
+
+def _pct(result: Mapping[str, Any], key: str) -> str:
+    """A case measured in % of a core only (the Faust cases)."""
+    return f"{result[key]:.0f}% of a core" if key in result else ""
 
 
 def main() -> None:
     parser = h.base_parser(__doc__)
     parser.add_argument("--rows", type=int, default=None, help="rows per case (default 20000)")
     parser.add_argument("--queues", default=None, help="comma-separated queue kinds")
-    parser.add_argument("--workers", default=None, help="comma-separated worker counts")
+    parser.add_argument("--workers", default=None,
+                        help="comma-separated worker counts: loops in this process, or with an "
+                        "http provider on a broker queue, `v10r worker` processes")
     parser.add_argument("--faust", default=None,
                         help="comma-separated counts of `faust -A v10r worker` processes")
     parser.add_argument("--http-delay", type=float, default=0.0,
                         help="seconds the HTTP provider takes per request (faust cases), "
                         "and a one-loop case against max_concurrency × batch / delay")
-    parser.add_argument("--provider", default="deterministic",
-                        choices=("deterministic", "precomputed"),
-                        help="precomputed: the deterministic vectors, computed before the "
-                        "clock starts (v10r's overhead alone, like the baseline)")
+    parser.add_argument("--provider", default="deterministic", metavar="P[,P...]",
+                        help="comma-separated, each case run with each: deterministic "
+                        "(in-process, a seeded RNG per text); precomputed (its vectors "
+                        "computed before the clock starts: v10r's overhead alone, like the "
+                        "baseline); http-base64 / http-float (the OpenAI-compatible test "
+                        "server in its own process, answering base64 / float lists; memory "
+                        "runs the worker loops here, other queues run --workers `v10r "
+                        "worker` processes)")
     args = parser.parse_args()
     h.quiet_logs()
     h.emit(asyncio.run(run(args)), args.json, render)

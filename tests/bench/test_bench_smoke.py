@@ -52,6 +52,25 @@ def test_pipeline_runs_two_worker_loops_over_the_embedded_kafka_broker():
     assert all(r["rows_per_s"] > 0 for r in report["results"])
 
 
+def test_pipeline_runs_the_http_provider_on_every_queue_with_cpu_per_process():
+    report = run_bench("pipeline.py", "--queues", "memory,redis,rabbitmq", "--rows", "200",
+                       "--provider", "http-base64,http-float")
+    assert [r.get("error") for r in report["results"]] == [None] * 12
+    assert {(r["queue"], r["provider"], r["op"]) for r in report["results"]} == {
+        (q, p, op) for q in ("memory", "redis", "rabbitmq")
+        for p in ("http-base64", "http-float") for op in ("insert", "update")}
+    for result in report["results"]:
+        assert result["rows_per_s"] > 0
+        cpu = result["cpu_us_per_row"]
+        if result["queue"] == "memory":  # `listen --workers-in-process`: loops in the bench
+            assert result["worker_processes"] == 0 and set(cpu) == {"bench", "server",
+                                                                    "postgres"}
+        else:  # the listener in the bench, one `v10r worker` process
+            assert result["worker_processes"] == 1
+            assert set(cpu) == {"bench", "worker1", "server", "postgres"}
+            assert cpu["worker1"] > 0
+
+
 def test_latency_reports_percentiles_per_queue_beside_the_round_trip_baseline():
     report = run_bench("latency.py")
     assert report["baseline"]["count"] == report["rows"]
