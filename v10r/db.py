@@ -114,10 +114,28 @@ def _failure(exc: BaseException, dsn: str, pipeline: str | None) -> ConnectionFa
     )
 
 
+APPLICATION = {"name": "v10r"}  # set to "v10r <command>" by the CLI
+
+
+def set_application_name(name: str) -> None:
+    """How v10r's sessions show in `pg_stat_activity` (and the server's log)."""
+    APPLICATION["name"] = name
+
+
+def _named(dsn: str, server_settings: dict[str, str] | None) -> dict[str, str]:
+    """`server_settings` with v10r's application_name, unless the DSN names its own."""
+    settings = dict(server_settings or {})
+    if "application_name" not in dsn:
+        settings.setdefault("application_name", APPLICATION["name"])
+    return settings
+
+
 async def connect_dsn(dsn: str, *, pipeline: str | None = None, timeout: float = 10.0,
-                      vector_codec: bool = True, **kwargs: Any) -> asyncpg.Connection:
+                      vector_codec: bool = True, server_settings: dict[str, str] | None = None,
+                      **kwargs: Any) -> asyncpg.Connection:
     try:
-        conn = await asyncpg.connect(dsn, timeout=timeout, **kwargs)
+        conn = await asyncpg.connect(dsn, timeout=timeout,
+                                     server_settings=_named(dsn, server_settings), **kwargs)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise _failure(exc, dsn, pipeline) from None
     if vector_codec:
@@ -129,9 +147,9 @@ async def connect(database: Database, role: Role = "write", *, pipeline: str | N
                   vector_codec: bool = True,
                   server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
     dsn = dsn_for(database, role, pipeline=pipeline)
-    extra = {"server_settings": server_settings} if server_settings else {}
     return await connect_dsn(dsn, pipeline=pipeline, vector_codec=vector_codec,
-                             **_connect_kwargs(database, dsn, pipeline), **extra)
+                             server_settings=server_settings,
+                             **_connect_kwargs(database, dsn, pipeline))
 
 
 REPLICA_WAIT_S = 10.0  # how long a scan waits for a lagging replica before reading the primary
@@ -191,6 +209,7 @@ async def create_pool(database: Database, role: Role = "write", *, pipeline: str
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                          init=_init_connection,
+                                         server_settings=_named(dsn, None),
                                          **_connect_kwargs(database, dsn, pipeline))
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise _failure(exc, dsn, pipeline) from None

@@ -115,6 +115,18 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[str, str]:
     return out.decode(), err.decode()
 
 
+async def sampling(pg_dsn: str, application: str, timeout: float = 60.0) -> None:
+    """Until a session of `application` is seen in pg_stat_activity."""
+    db = await asyncpg.connect(pg_dsn)
+    try:
+        async with asyncio.timeout(timeout):
+            while not await db.fetchval("SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE application_name = $1", application):
+                await asyncio.sleep(0.01)
+    finally:
+        await db.close()
+
+
 async def _tickets(pg_dsn: str, tmp_path: Path, rows: int) -> tuple[Path, dict[str, str]]:
     spec = tmp_path / "tickets.yaml"
     spec.write_text(REDIS_SPEC)
@@ -177,7 +189,8 @@ async def test_watch_shows_rate_and_embedding_once_a_worker_consumes(
 async def test_watch_renders_frames_at_80_columns(pg_dsn: str, tmp_path: Path) -> None:
     spec, env = await _tickets(pg_dsn, tmp_path, 270)
     watch = await spawn(env, "status", str(spec), "--watch", "--interval", "0.2")
-    await asyncio.sleep(3.0)
+    await sampling(pg_dsn, "v10r status")  # however long start-up takes on a busy machine
+    await asyncio.sleep(1.0)  # a few frames
     watch.send_signal(signal.SIGINT)
     out, err = await finish(watch)
     assert watch.returncode == 3, err  # rows pending: the last frame's verdict

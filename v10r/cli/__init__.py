@@ -40,6 +40,9 @@ class LazyGroup(click.Group):
         return [name for name in COMMANDS if self._load(name) is not None]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from v10r.db import set_application_name
+
+        set_application_name(f"v10r {cmd_name}"[:63])  # as sessions show in pg_stat_activity
         return self._load(cmd_name)
 
     @staticmethod

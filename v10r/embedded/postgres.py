@@ -77,22 +77,27 @@ class EmbeddedPostgres:
         return self
 
     def stop(self) -> None:
+        """Stop the server and wait until its postmaster has exited (`pg_ctl -w` returns
+        once the pid file is gone, a moment before the process is)."""
         if not self.is_running():
             return
+        pid = self._postmaster_pid()
         run_as = SYSTEM_USER if os.geteuid() == 0 else None
         self._run([_bin_dir() / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "stop"],
                   run_as, 60, check=False)
+        deadline = time.monotonic() + 30
+        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def is_running(self) -> bool:
-        pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            pid = int(pid_file.read_text().splitlines()[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError, PermissionError):
-            return False
-        return True
+        pid = self._postmaster_pid()
+        return pid is not None and _alive(pid)
 
     def _running_port(self) -> int:
         lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
@@ -144,3 +149,16 @@ class EmbeddedPostgres:
                 f"embedded PostgreSQL: {Path(str(argv[0])).name} failed:\n{result.stdout[-2000:]}{tail}",
                 hint="remove the data directory to start over",
             )
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc: trust the signal
