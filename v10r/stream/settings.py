@@ -26,7 +26,7 @@ class FaustSettings:
     heartbeat_interval_s: float = 3.0
     batch_size: int | None = None  # None: the pipeline's embedding.batch_size
     # How long a batch waits for company once its first event is in (`v10r.stream.take`):
-    # a lone change waits this long; events that queued meanwhile join at once.
+    # a lone change waits this long; behind a backlog the window is 10 ms.
     batch_within_s: float = 0.002
     # How long the broker may hold a fetch that finds nothing new (Faust's own is 1.5 s,
     # which a lone change would wait out); see `v10r.stream.consumer`.

@@ -4,9 +4,10 @@ Faust's `Stream.take_events(max_, within)` restarts a `within` timer after every
 whether or not an event came: a lone change waits for the next tick (up to `within`,
 half of it on average), and an idle agent wakes `1 / within` times a second. Here an
 empty buffer waits for an event without a timer; the first event opens a window of
-`within` for company, and a full buffer ends it at once. Under load the events that
-queued while the last batch was processed flow in within the window, so batches grow
-with the load.
+`within` for company, and a full buffer ends it at once. When events came while the
+last batch was being processed (a backlog: the worker is the bottleneck), the window
+is `BUSY_WITHIN_S` instead, so batches grow with the load and their per-batch costs
+(statements, provider requests, table writes) are shared by more rows.
 
 Acks are those of `take_events`: the stream's own acks are off while batching, and a
 batch's events are acked when the consumer's loop body returns (or raises).
@@ -19,6 +20,8 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from mode.utils.futures import notify
+
+BUSY_WITHIN_S = 0.01  # the window after a batch that events had to wait for
 
 
 def take_batches(stream: Any, max_: int, within: float) -> AsyncGenerator[list[Any], None]:
@@ -37,14 +40,16 @@ async def _take(stream: Any, max_: int, within: float) -> AsyncGenerator[list[An
     full = asyncio.Event()
     consumed = asyncio.Event()
     consuming: asyncio.Future[None] | None = None  # set while a batch is in the caller's hands
+    backlog = False  # an event came while the last batch was in the caller's hands
     enable_acks = stream.enable_acks
     channel_it = aiter(stream.channel)
 
     async def add(value: Any) -> Any:
         """The stream's processor: buffer the current event, wait while a batch is out."""
-        nonlocal consuming
+        nonlocal consuming, backlog
         try:
             if consuming is not None:
+                backlog = True
                 try:
                     await consuming
                 finally:
@@ -73,7 +78,9 @@ async def _take(stream: Any, max_: int, within: float) -> AsyncGenerator[list[An
             if await stream.wait_for_stopped(arrived):
                 break
             if not full.is_set():
-                await stream.wait_for_stopped(full, timeout=within)
+                window = max(within, BUSY_WITHIN_S) if backlog else within
+                await stream.wait_for_stopped(full, timeout=window)
+            backlog = False
             if not events:
                 continue
             out = consuming = stream.loop.create_future()
