@@ -49,7 +49,7 @@ async def _take(stream: Any, max_: int, within: float) -> AsyncGenerator[list[An
         nonlocal consuming, backlog
         try:
             if consuming is not None:
-                backlog = True
+                backlog = backlog or not consuming.done()  # a batch is still out
                 try:
                     await consuming
                 finally:
