@@ -1,17 +1,21 @@
 """The Faust path for the benchmarks: the listener in this process, N `faust -A v10r
 worker` processes beside it, and an OpenAI-compatible HTTP server as the provider.
 
-The server (`tests/services/openai_server.py`) runs in a thread of this process and
-answers at once (or after `delay_s`); the workers are the real CLI, started the way
-the end-to-end tests start them. Rows written are counted in the database, since the
-workers' counters live in other processes.
+The server (`tests/services/openai_server.py`) runs in a process of its own, as a real
+provider does: in a thread of this process it would share the listener's interpreter
+lock, and the listener would wait on the server's vector making. It answers at once
+(or after `delay_s`); the workers are the real CLI, started the way the end-to-end
+tests start them. Rows written are counted in the database, since the workers'
+counters live in other processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,13 +39,44 @@ from tests.services.openai_server import OpenAIServer, Reply
 POLL_S = 0.01
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ServedProvider:
+    """The server's process and the base URL a spec's `embedding.base_url` takes."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+
 @contextlib.contextmanager
-def http_provider(delay_s: float = 0.0) -> Iterator[OpenAIServer]:
-    """An OpenAI-compatible server answering every request after `delay_s`."""
+def http_provider(delay_s: float = 0.0) -> Iterator[ServedProvider]:
+    """An OpenAI-compatible server, in its own process, answering every request after
+    `delay_s`."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    process = subprocess.Popen([sys.executable, __file__, "--serve", repr(delay_s)],
+                               env=env, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url:
+            raise RuntimeError("the OpenAI-compatible server did not start")
+        yield ServedProvider(url, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def serve(delay_s: float) -> None:
+    """Run the server until stdin closes or the process is terminated; print its URL."""
     with OpenAIServer() as server:
         if delay_s:
             server.always = Reply(delay_s=delay_s)
-        yield server
+        print(server.url, flush=True)
+        sys.stdin.read()
 
 
 @dataclass
@@ -79,7 +114,7 @@ class FaustStack:
 
 
 @contextlib.asynccontextmanager
-async def faust_pipeline(svc: h.Services, server: OpenAIServer, workers: int,
+async def faust_pipeline(svc: h.Services, server: ServedProvider, workers: int,
                          **embedding: Any) -> AsyncIterator[FaustStack]:
     """Apply a Kafka pipeline, run the listener here and `workers` Faust processes."""
     assert svc.kafka is not None, "the Faust cases need the Kafka broker"
@@ -116,3 +151,8 @@ async def warm_up(stack: FaustStack, conn: asyncpg.Connection, row_id: int) -> N
     since = await stack.since(conn)
     await h.insert_rows(conn, stack.table, range(row_id, row_id + 1))
     await stack.wait_written(conn, since, 1, timeout=120)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(float(sys.argv[2]))

@@ -5,7 +5,7 @@ declarations happen here (topics, tables, agents), nothing connects until the wo
 starts. See `v10r.stream.settings` for the environment variables.
 
 Per pipeline: agent on `v10r.tasks.<pipeline>` → dedup (table `seen-<pipeline>`) →
-`stream.take_events` batch (`concurrency` of them in flight) → processing core → retries → `v10r.dlq.<pipeline>`;
+`take_batches` batch (`concurrency` of them in flight) → processing core → retries → `v10r.dlq.<pipeline>`;
 counters in table `progress`. Faust acks a batch's events when the loop body returns,
 that is after the write (or the dead-letter send) of every task in it.
 """
@@ -30,6 +30,7 @@ from v10r.stream.metrics import metrics_port, serve_metrics
 from v10r.stream.progress import PROGRESS_TABLE, progress_key, total
 from v10r.stream.runtime import Resources, TableLedger, TopicOutbox, incoming
 from v10r.stream.settings import FaustSettings
+from v10r.stream.take import take_batches
 from v10r.work.settle import Counters
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def _declare(pipeline: Pipeline) -> None:
     batch_size = settings.batch_size or embedding.batch_size * embedding.max_concurrency
 
     async def process(stream: Any) -> None:
-        async for events in stream.take_events(batch_size, within=settings.batch_within_s):
+        async for events in take_batches(stream, batch_size, settings.batch_within_s):
             await _settle(pipeline, [m for e in events for m in incoming(e)], ledger, outbox)
 
     app.agent(tasks, name=f"v10r.agent.{name}", concurrency=settings.concurrency)(process)

@@ -165,7 +165,11 @@ _HANDLER: logging.Handler | None = None
 
 
 def faust_logging_config() -> dict[str, Any]:
-    """Faust's `logging_config`: its handlers keep their place, our formatter masks."""
+    """Faust's `logging_config`: its handlers keep their place, our formatter masks.
+
+    httpx logs every request at INFO, and `-l info` would print (and mask) one line
+    per provider request: its warnings and errors still show."""
     ours = {"()": "v10r.ops.logs.make_formatter"}
     return {"version": 1, "merge": True, "disable_existing_loggers": False,
-            "formatters": {"default": ours, "colored": ours}}
+            "formatters": {"default": ours, "colored": ours},
+            "loggers": {"httpx": {"level": "WARNING"}}}

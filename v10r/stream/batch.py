@@ -86,29 +86,30 @@ class BatchHandler:
     async def handle(self, messages: Sequence[Incoming]) -> Counters:
         """Settle every message; returns what this batch added to the counters."""
         counts = Counters(batches=1)
-        pending, unreadable = [], []
+        pending: list[Delivery] = []
+        keys: list[str] = []  # each pending row's ledger key, made once per row
+        unreadable = []
         for message in messages:
             if message.task is None:
                 unreadable.append(message.delivery())
-            elif self._seen_since(message):
+                continue
+            key = message.task.key.decode()
+            if self.ledger.last_fetch(key) > message.published_at + self.settings.clock_skew_s:
                 counts.processed += 1
                 counts.skipped += 1
                 counts.deduplicated += 1
             else:
                 pending.append(message.delivery())
+                keys.append(key)
         counts.dead_lettered += await dead_letter_unreadable(self.pipeline, unreadable,
                                                              self.outbox.dead_letter)
         while pending:
-            pending = await self._attempt(pending, counts)
+            pending, keys = await self._attempt(pending, keys, counts)
         self.runtime.counters.add(counts)
         return counts
 
-    def _seen_since(self, message: Incoming) -> bool:
-        assert message.task is not None
-        fetched = self.ledger.last_fetch(message.task.key.decode())
-        return fetched > message.published_at + self.settings.clock_skew_s
-
-    async def _attempt(self, pending: list[Delivery], counts: Counters) -> list[Delivery]:
+    async def _attempt(self, pending: list[Delivery], keys: list[str],
+                       counts: Counters) -> tuple[list[Delivery], list[str]]:
         """One try at the batch; returns what should be tried again after a backoff."""
         fetched_at = time.time()
         tasks = [d.task for d in pending if d.task is not None]
@@ -116,15 +117,15 @@ class BatchHandler:
         assert outcome is not None  # only a stop gives up, and Faust stops by cancelling
         plan = plan_settlement(outcome, [d.attempts for d in pending],
                                self.runtime.pipeline.queue.max_attempts)
-        self.ledger.record([tasks[i].key.decode() for i in plan.done], fetched_at)
+        self.ledger.record([keys[i] for i in plan.done], fetched_at)
         for reason, indices in plan.dead.items():
             await self.outbox.dead_letter([pending[i] for i in indices], reason)
             log_dead_letters(self.pipeline, [tasks[i].id for i in indices], reason)
         batch = count(outcome, plan)
         batch.batches = 0
         counts.add(batch)
-        again = [Delivery(pending[i].task, pending[i].attempts + 1)
-                 for indices in plan.retry.values() for i in indices]
+        retry = [i for indices in plan.retry.values() for i in indices]
+        again = [Delivery(pending[i].task, pending[i].attempts + 1) for i in retry]
         if again:
             await asyncio.sleep(self.backoff.delay(again[0].attempts - 2))
-        return again
+        return again, [keys[i] for i in retry]

@@ -25,8 +25,9 @@ class FaustSettings:
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0
     batch_size: int | None = None  # None: the pipeline's embedding.batch_size
-    # How long `take` waits to fill a batch: a lone change waits at most this long.
-    batch_within_s: float = 0.01
+    # How long a batch waits for company once its first event is in (`v10r.stream.take`):
+    # a lone change waits this long; behind a backlog the window is 10 ms.
+    batch_within_s: float = 0.002
     # How long the broker may hold a fetch that finds nothing new (Faust's own is 1.5 s,
     # which a lone change would wait out); see `v10r.stream.consumer`.
     fetch_wait_ms: int = 50
