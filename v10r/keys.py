@@ -98,13 +98,19 @@ async def read_column_types(conn: asyncpg.Connection, names: PipelineNames, pipe
     return tuple(found[c] for c in wanted)
 
 
-def parse_json(text: str | bytes) -> Any:
-    """JSON with exact numbers: decimals as `Decimal`, no NaN/Infinity constants."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# one decoder for every call: `json.loads` with options builds a new one each time
+_EXACT = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON with exact numbers: decimals as `Decimal`, no NaN/Infinity constants."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return _EXACT.decode(text)
 
 
 def wire_key(raw: RowKey) -> RowKey:
