@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,49 +32,17 @@ from v10r.spec.identifiers import quote_ident
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # the tests' helpers and server
 
 from tests.integration.faust.helpers import FaustWorker, kafka_spec, worker_env, write_spec
-from tests.services.openai_server import OpenAIServer, Reply
 
 POLL_S = 0.01
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class ServedProvider:
-    """The server's process and the base URL a spec's `embedding.base_url` takes."""
-
-    url: str
-    process: subprocess.Popen[str]
 
 
 @contextlib.contextmanager
-def http_provider(delay_s: float = 0.0) -> Iterator[ServedProvider]:
-    """An OpenAI-compatible server, in its own process, answering every request after
-    `delay_s`."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    process = subprocess.Popen([sys.executable, __file__, "--serve", repr(delay_s)],
-                               env=env, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-                               text=True)
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url:
-            raise RuntimeError("the OpenAI-compatible server did not start")
-        yield ServedProvider(url, process)
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def serve(delay_s: float) -> None:
-    """Run the server until stdin closes or the process is terminated; print its URL."""
-    with OpenAIServer() as server:
-        if delay_s:
-            server.always = Reply(delay_s=delay_s)
-        print(server.url, flush=True)
-        sys.stdin.read()
+def http_provider(delay_s: float = 0.0) -> Iterator[h.HttpServer]:
+    """The OpenAI-compatible server in its own process, answering base64 after `delay_s`."""
+    with h.http_server("http-base64", delay_s) as server:
+        yield server
 
 
 @dataclass
@@ -114,7 +80,7 @@ class FaustStack:
 
 
 @contextlib.asynccontextmanager
-async def faust_pipeline(svc: h.Services, server: ServedProvider, workers: int,
+async def faust_pipeline(svc: h.Services, server: h.HttpServer, workers: int,
                          **embedding: Any) -> AsyncIterator[FaustStack]:
     """Apply a Kafka pipeline, run the listener here and `workers` Faust processes."""
     assert svc.kafka is not None, "the Faust cases need the Kafka broker"
@@ -151,8 +117,3 @@ async def warm_up(stack: FaustStack, conn: asyncpg.Connection, row_id: int) -> N
     since = await stack.since(conn)
     await h.insert_rows(conn, stack.table, range(row_id, row_id + 1))
     await stack.wait_written(conn, since, 1, timeout=120)
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
-        serve(float(sys.argv[2]))
