@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import sys
 import tempfile
 import time
@@ -93,23 +92,12 @@ async def faust_pipeline(svc: h.Services, server: h.HttpServer, workers: int,
     target = await h.apply(pipeline)
     queue = await h.open_queue("kafka", pipeline, svc)
     listener = Listener([target], queue, ListenerSettings(catchup=False))
-    stop = asyncio.Event()
-    listen = asyncio.create_task(listener.run(stop))
     stack = FaustStack(svc.dsn, table)
     env = worker_env(workdir / "specs", svc.dsn, svc.kafka.url, h.unique("app"))
-    try:
-        await h._ready(listener, listen)
+    async with h.listening(listener, stack.workers, svc, "kafka", pipeline, workdir):
         for i in range(workers):
             stack.workers.append(await asyncio.to_thread(FaustWorker(workdir / f"w{i}", env).start))
         yield stack
-    finally:
-        for worker in stack.workers:
-            await asyncio.to_thread(worker.stop)
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(listen, return_exceptions=True), 60)
-        await queue.close()
-        await h.drop_queue("kafka", pipeline, svc)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def warm_up(stack: FaustStack, conn: asyncpg.Connection, row_id: int) -> None:

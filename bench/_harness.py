@@ -497,12 +497,9 @@ async def worker_processes(target: Target, spec: Mapping[str, Any], svc: Service
     queue = await open_queue(kind, pipeline, svc)
     stack = WorkerProcesses(target)
     stack.listener = Listener([target], queue, ListenerSettings(catchup=False))
-    stop = asyncio.Event()
-    listen = asyncio.create_task(stack.listener.run(stop))
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            "V10R_BENCH_QUEUE_URL": svc.queue_url(kind) or ""}
-    try:
-        await _ready(stack.listener, listen)
+    async with listening(stack.listener, stack.workers, svc, kind, pipeline, workdir):
         for i in range(workers):
             stack.ports.append(free_port())
             stack.workers.append(launch(f"worker{i + 1}", [
@@ -511,12 +508,24 @@ async def worker_processes(target: Target, spec: Mapping[str, Any], svc: Service
         for worker in stack.workers:
             await worker.wait_for("v10r worker:")
         yield stack
+
+
+@contextlib.asynccontextmanager
+async def listening(listener: Listener, workers: list[Any], svc: Services, kind: str,
+                    pipeline: Pipeline, workdir: Path) -> AsyncIterator[None]:
+    """Run `listener` here while the body starts worker processes (appended to
+    `workers`); then stop them, the listener, and remove the queue and `workdir`."""
+    stop = asyncio.Event()
+    listen = asyncio.create_task(listener.run(stop))
+    try:
+        await _ready(listener, listen)
+        yield
     finally:
-        for worker in stack.workers:
+        for worker in workers:
             await asyncio.to_thread(worker.stop)
         stop.set()
         await asyncio.wait_for(asyncio.gather(listen, return_exceptions=True), 60)
-        await queue.close()
+        await listener.queue.close()
         await drop_queue(kind, pipeline, svc)
         shutil.rmtree(workdir, ignore_errors=True)
 
