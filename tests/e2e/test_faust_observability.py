@@ -53,6 +53,7 @@ async def test_faust_worker_json_logs_metrics_and_readiness(setup: Setup) -> Non
     assert sum(e["written"] for e in batches) == 40, log[-3000:]
     assert any(e["message"] == "[^Worker]: Ready" for e in events)
     assert f'v10r_batch_duration_seconds_count{{pipeline="{name}"}}' in metrics
+    assert f'v10r_enqueue_to_write_seconds_count{{pipeline="{name}"}} 40.0' in metrics
     assert f'v10r_worker_written_total{{pipeline="{name}"}} 40.0' in metrics
     assert 'v10r_build_info{version="' in metrics
     assert health.status_code == 200

@@ -23,7 +23,7 @@ from v10r.providers.retry import Backoff
 from v10r.queues.base import Delivery
 from v10r.stream.settings import FaustSettings
 from v10r.tasks import Task
-from v10r.work.runtime import PipelineRuntime
+from v10r.work.runtime import PipelineRuntime, observe_write_latency
 from v10r.work.settle import (
     Counters,
     count,
@@ -44,7 +44,8 @@ class Incoming:
     error: str | None = None  # why the message could not be read
 
     def delivery(self) -> Delivery:
-        return Delivery(self.task, self.attempts, raw=self.raw, error=self.error)
+        return Delivery(self.task, self.attempts, raw=self.raw, error=self.error,
+                        enqueued_at=self.published_at or None)
 
 
 class FetchLedger(Protocol):
@@ -115,6 +116,7 @@ class BatchHandler:
         tasks = [d.task for d in pending if d.task is not None]
         outcome = await self.runtime.run(tasks, self._never)
         assert outcome is not None  # only a stop gives up, and Faust stops by cancelling
+        observe_write_latency(self.pipeline, outcome, [d.enqueued_at for d in pending])
         plan = plan_settlement(outcome, [d.attempts for d in pending],
                                self.runtime.pipeline.queue.max_attempts)
         self.ledger.record([keys[i] for i in plan.done], fetched_at)
@@ -125,7 +127,8 @@ class BatchHandler:
         batch.batches = 0
         counts.add(batch)
         retry = [i for indices in plan.retry.values() for i in indices]
-        again = [Delivery(pending[i].task, pending[i].attempts + 1) for i in retry]
+        again = [Delivery(pending[i].task, pending[i].attempts + 1,
+                          enqueued_at=pending[i].enqueued_at) for i in retry]
         if again:
             await asyncio.sleep(self.backoff.delay(again[0].attempts - 2))
         return again, [keys[i] for i in retry]
