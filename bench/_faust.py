@@ -5,8 +5,7 @@ The server (`tests/services/openai_server.py`) runs in a process of its own, as 
 provider does: in a thread of this process it would share the listener's interpreter
 lock, and the listener would wait on the server's vector making. It answers at once
 (or after `delay_s`); the workers are the real CLI, started the way the end-to-end
-tests start them. Rows written are counted in the database, since the workers'
-counters live in other processes.
+tests start them, each serving /metrics.
 """
 
 from __future__ import annotations
@@ -15,26 +14,18 @@ import asyncio
 import contextlib
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import _harness as h
-import asyncpg
-import psutil
 
 from v10r.listen.listener import Listener, ListenerSettings
-from v10r.spec.identifiers import quote_ident
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # the tests' helpers and server
 
 from tests.integration.faust.helpers import FaustWorker, kafka_spec, worker_env, write_spec
-
-POLL_S = 0.01
-
-
 
 
 @contextlib.contextmanager
@@ -46,36 +37,31 @@ def http_provider(delay_s: float = 0.0) -> Iterator[h.HttpServer]:
 
 @dataclass
 class FaustStack:
-    """A running Faust pipeline: its table, and the worker processes (for CPU use)."""
+    """A running Faust pipeline: its table, and the worker processes with their /metrics
+    ports. Measured like `h.WorkerProcesses`: rows done are the workers' own counts of
+    vectors written (`v10r_enqueue_to_write_seconds`, per process; the progress counters
+    of their /metrics are the Faust table's view, shared between workers)."""
 
     dsn: str
     table: str
     workers: list[FaustWorker] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
 
-    async def since(self, conn: asyncpg.Connection) -> Any:
-        """The database's clock: rows written after it are counted by `wait_written`."""
-        return await conn.fetchval("SELECT clock_timestamp()")
+    async def processed(self) -> int:
+        return sum([await h.scrape_counter(port, WRITTEN) for port in self.ports])
 
-    async def wait_written(self, conn: asyncpg.Connection, since: Any, count: int,
-                           timeout: float = h.WAIT_S) -> float:
-        """Poll until `count` rows carry a vector written after `since`; returns the time."""
-        query = (f"SELECT count(*) FROM {quote_ident(self.table)} "
-                 "WHERE body_embedding_at >= $1")
-        deadline = time.monotonic() + timeout
-        while (done := await conn.fetchval(query, since)) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
-            await asyncio.sleep(POLL_S)
-        return time.perf_counter()
+    async def wait_written(self, count: int, timeout: float = h.WAIT_S) -> float:
+        return await h.wait_counted(self, count, timeout)
 
-    def cpu_seconds(self) -> list[float]:
-        """CPU seconds used so far by each worker process."""
-        used = []
-        for worker in self.workers:
-            assert worker.process is not None
-            times = psutil.Process(worker.process.pid).cpu_times()
-            used.append(times.user + times.system)
-        return used
+    def pids(self) -> dict[str, int]:
+        return {f"worker{i + 1}": w.process.pid for i, w in enumerate(self.workers)
+                if w.process is not None}
+
+    def log_of(self, name: str) -> str:
+        return self.workers[int(name.removeprefix("worker")) - 1].log()[-2000:]
+
+
+WRITTEN = b"v10r_enqueue_to_write_seconds_count"
 
 
 @contextlib.asynccontextmanager
@@ -96,12 +82,8 @@ async def faust_pipeline(svc: h.Services, server: h.HttpServer, workers: int,
     env = worker_env(workdir / "specs", svc.dsn, svc.kafka.url, h.unique("app"))
     async with h.listening(listener, stack.workers, svc, "kafka", pipeline, workdir):
         for i in range(workers):
-            stack.workers.append(await asyncio.to_thread(FaustWorker(workdir / f"w{i}", env).start))
+            stack.ports.append(h.free_port())
+            worker = FaustWorker(workdir / f"w{i}", env | {"V10R_METRICS_PORT":
+                                                           str(stack.ports[-1])})
+            stack.workers.append(await asyncio.to_thread(worker.start))
         yield stack
-
-
-async def warm_up(stack: FaustStack, conn: asyncpg.Connection, row_id: int) -> None:
-    """One row through the whole path: the workers have joined and fetched once."""
-    since = await stack.since(conn)
-    await h.insert_rows(conn, stack.table, range(row_id, row_id + 1))
-    await stack.wait_written(conn, since, 1, timeout=120)

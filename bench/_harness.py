@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -263,6 +263,17 @@ async def drop_queue(kind: str, pipeline: Pipeline, svc: Services) -> None:
 
 # ---- a running pipeline ---------------------------------------------------------------
 
+class Measured(Protocol):
+    """What a case measures through: rows done so far, a wait for a count of them, and
+    the processes beside this one whose CPU counts."""
+
+    async def processed(self) -> int: ...
+
+    async def wait_written(self, count: int, timeout: float = ...) -> float: ...
+
+    def pids(self) -> dict[str, int]: ...
+
+
 @dataclass
 class Stack:
     """Listener + worker loops of one pipeline, with the workers' live counters."""
@@ -333,7 +344,7 @@ async def _ready(listener: Listener, *tasks: asyncio.Task[Any]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def warm_up(stack: Stack, conn: asyncpg.Connection, table: str, row_id: int) -> None:
+async def warm_up(stack: Measured, conn: asyncpg.Connection, table: str, row_id: int) -> None:
     """One row through the whole path: statements prepared, consumers joined."""
     before = await stack.processed()
     await insert_rows(conn, table, range(row_id, row_id + 1))
@@ -351,6 +362,21 @@ with OpenAIServer(base64_support=sys.argv[1]) as server:
     print(server.url, flush=True)
     sys.stdin.read()  # until the benchmark closes it
 """
+
+
+BROKER_PROCESSES = {"redis": "redis-server", "rabbitmq": "beam.smp"}
+
+
+def broker_pids(kind: str, svc: Services) -> dict[str, int]:
+    """The queue's server process, so that its CPU per row is counted like the others':
+    the embedded Kafka broker, or the machine's Redis or RabbitMQ (none for memory)."""
+    if kind in ("kafka", "faust") and svc.kafka is not None and svc.kafka.process is not None:
+        return {"broker": svc.kafka.process.pid}
+    name = BROKER_PROCESSES.get(kind)
+    for proc in psutil.process_iter(["name"]) if name else ():
+        if proc.info["name"] == name:
+            return {"broker": proc.pid}
+    return {}
 
 
 @dataclass
@@ -452,36 +478,62 @@ class WorkerProcesses:
     listener: Listener | None = None
 
     async def processed(self) -> int:
-        return sum([await _scrape_processed(port) for port in self.ports])
+        return sum([await scrape_counter(port, PROCESSED) for port in self.ports])
 
     async def wait_written(self, count: int, timeout: float = WAIT_S) -> float:
-        """Poll the workers' counters every 50 ms (each poll costs them a scrape) until
-        `count` rows are done."""
-        deadline = time.monotonic() + timeout
-        while (done := await self.processed()) < count:
-            for worker in self.workers:
-                if worker.process.poll() is not None:
-                    raise RuntimeError(f"{worker.name} exited: {worker.log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
-            await asyncio.sleep(0.05)
-        return time.perf_counter()
+        return await wait_counted(self, count, timeout)
 
     def pids(self) -> dict[str, int]:
         return {w.name: w.process.pid for w in self.workers}
 
+    def log_of(self, name: str) -> str:
+        """The end of a worker's log, for the message when it exits."""
+        return next(w.log.read_text(errors="replace")[-2000:] for w in self.workers
+                    if w.name == name)
 
-async def _scrape_processed(port: int) -> int:
-    """`v10r_worker_processed_total` of one worker's /metrics, over a bare socket (an HTTP
-    client per poll would cost this process more than the listener does)."""
+
+PROCESSED = b"v10r_worker_processed_total"  # rows done, written or skipped
+SCRAPE_S = 0.05
+
+
+async def wait_counted(stack: Any, count: int, timeout: float = WAIT_S) -> float:
+    """Poll `stack.processed()` every 50 ms (each poll costs the workers a scrape) until
+    `count` rows are done, failing early when a worker process exits; returns the time."""
+    deadline = time.monotonic() + timeout
+    while (done := await stack.processed()) < count:
+        for name, pid in stack.pids().items():
+            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie":
+                raise RuntimeError(f"{name} exited: {stack.log_of(name)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
+        await asyncio.sleep(SCRAPE_S)
+    return time.perf_counter()
+
+
+async def scrape_sizes(stack: Measured) -> dict[str, int]:
+    """Batches and provider requests so far, summed over the worker processes' /metrics
+    (none when the workers run in this process)."""
+    ports = getattr(stack, "ports", [])
+    return {"batch": sum([await scrape_counter(p, BATCHES) for p in ports]),
+            "request": sum([await scrape_counter(p, REQUESTS) for p in ports])}
+
+
+BATCHES = b"v10r_batch_duration_seconds_count"
+REQUESTS = b"v10r_provider_request_seconds_count"
+
+
+async def scrape_counter(port: int, name: bytes) -> int:
+    """The sum of a counter's series on one worker's /metrics, over a bare socket (an
+    HTTP client per poll would cost this process more than the listener does)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
         body = await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
+    prefix = name + b"{"
     return sum(int(float(line.rsplit(b" ", 1)[1])) for line in body.splitlines()
-               if line.startswith(b"v10r_worker_processed_total{"))
+               if line.startswith(prefix))
 
 
 @contextlib.asynccontextmanager

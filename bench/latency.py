@@ -106,7 +106,7 @@ async def run_faust(svc: h.Services, rate: float, count: int, warm_s: float) -> 
         async with _faust.faust_pipeline(svc, server, workers=1) as stack:
             watcher, writer = await asyncpg.connect(svc.dsn), await asyncpg.connect(svc.dsn)
             try:
-                await _faust.warm_up(stack, writer, 0)
+                await h.warm_up(stack, writer, stack.table, 0)
                 return await measure(writer, watcher, stack.table, rate, count, warm_s)
             finally:
                 await watcher.close()

@@ -57,7 +57,8 @@ async def run_case(svc: h.Services, kind: str, workers: int, rows: int,
     texts = [h.row_text(i) for i in range(rows + 1)]
     vectors = h.make_provider(provider, texts + [h.edited(t) for t in texts])
     async with h.running(target, kind, svc, workers=workers, provider=vectors) as stack:
-        return await insert_then_update(svc, stack, table, kind, workers, rows, provider)
+        return await insert_then_update(svc, stack, table, kind, workers, rows, provider,
+                                        h.broker_pids(kind, svc))
 
 
 async def run_http_case(svc: h.Services, kind: str, workers: int, rows: int,
@@ -71,7 +72,7 @@ async def run_http_case(svc: h.Services, kind: str, workers: int, rows: int,
         spec = h.pipeline_spec(svc.dsn, table, kind, url=svc.queue_url(kind),
                                base_url=server.url)
         target = await h.apply(Pipeline.model_validate(spec))
-        others = {"server": server.pid}
+        others = {"server": server.pid} | h.broker_pids(kind, svc)
         if kind == "memory":
             client = h.spec_provider(target.pipeline)
             try:
@@ -86,7 +87,7 @@ async def run_http_case(svc: h.Services, kind: str, workers: int, rows: int,
                                             others)
 
 
-async def insert_then_update(svc: h.Services, stack: h.Stack | h.WorkerProcesses, table: str,
+async def insert_then_update(svc: h.Services, stack: h.Measured, table: str,
                              kind: str, workers: int, rows: int, provider: str,
                              others: dict[str, int] | None = None) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(svc.dsn)
@@ -94,12 +95,16 @@ async def insert_then_update(svc: h.Services, stack: h.Stack | h.WorkerProcesses
     try:
         await h.warm_up(stack, conn, table, 0)
         for op in ("insert", "update"):
+            before = await h.scrape_sizes(stack)
             seconds, cpu = await timed_commit(svc, stack, conn, table, op, rows, others)
+            sizes = {k: v - before[k] for k, v in (await h.scrape_sizes(stack)).items()}
             results.append({"queue": kind, "workers": workers, "op": op, "rows": rows,
                             "provider": provider,
                             "worker_processes": len(stack.pids()),
                             "seconds": round(seconds, 3),
-                            "rows_per_s": round(rows / seconds, 1), **cpu})
+                            "rows_per_s": round(rows / seconds, 1), **cpu,
+                            **{f"rows_per_{k}": round(rows / v, 1) for k, v in sizes.items()
+                               if v}})
     finally:
         await conn.close()
     return results
@@ -107,34 +112,14 @@ async def insert_then_update(svc: h.Services, stack: h.Stack | h.WorkerProcesses
 
 async def run_faust_case(svc: h.Services, workers: int, rows: int,
                          delay_s: float = 0.0) -> list[dict[str, Any]]:
-    """Insert then update `rows` rows through `workers` Faust worker processes."""
-    conn = await asyncpg.connect(svc.dsn)
-    results = []
-    try:
-        with _faust.http_provider(delay_s) as server:
-            async with _faust.faust_pipeline(svc, server, workers) as stack:
-                await _faust.warm_up(stack, conn, 0)
-                for op in ("insert", "update"):
-                    since = await stack.since(conn)
-                    cpu = stack.cpu_seconds()
-                    meter = h.CpuMeter(svc.pg)  # this process: the listener and the server
-                    async with conn.transaction():
-                        ids = range(1, rows + 1)
-                        await (h.insert_rows if op == "insert" else h.update_rows)(
-                            conn, stack.table, ids)
-                        committed = time.perf_counter()
-                    done = await stack.wait_written(conn, since, rows, max(60.0, rows / 100))
-                    used = [after - before for after, before in zip(stack.cpu_seconds(), cpu,
-                                                                   strict=True)]
-                    seconds = done - committed
-                    results.append({"queue": "faust", "workers": workers, "op": op,
-                                    "rows": rows, "provider": f"http +{delay_s:g}s",
-                                    "seconds": round(seconds, 3),
-                                    "rows_per_s": round(rows / seconds, 1),
-                                    "worker_cpu_us_per_row": [round(u / rows * 1e6) for u in used],
-                                    **meter.percent(seconds)})
-    finally:
-        await conn.close()
+    """Insert then update `rows` rows through `workers` Faust worker processes, measured
+    as the `v10r worker` cases are."""
+    with _faust.http_provider(delay_s) as server:
+        async with _faust.faust_pipeline(svc, server, workers) as stack:
+            results = await insert_then_update(svc, stack, stack.table, "faust", workers,
+                                               rows, f"http +{delay_s:g}s",
+                                               {"server": server.pid}
+                                               | h.broker_pids("faust", svc))
     return results
 
 
@@ -168,7 +153,7 @@ async def run_slow_provider_case(svc: h.Services, rows: int, delay_s: float) -> 
             "of_bound": round(rows / seconds / bound, 3)}
 
 
-async def timed_commit(svc: h.Services, stack: h.Stack | h.WorkerProcesses,
+async def timed_commit(svc: h.Services, stack: h.Measured,
                        conn: asyncpg.Connection, table: str, op: str, rows: int,
                        others: dict[str, int] | None = None) -> tuple[float, dict[str, Any]]:
     """Seconds from COMMIT of `rows` changes until their vectors are written, and the
@@ -243,28 +228,22 @@ def render(report: Mapping[str, Any]) -> None:
                         "COMMIT → vector written "
                         f"(baseline {max(report['baseline_rows_per_s']):,.0f} rows/s)")
     for column in ("queue", "provider", "workers", "op", "seconds", "rows/s", "ratio",
-                   "CPU µs/row: bench", "workers", "PG", "server"):
+                   "CPU µs/row: bench", "workers", "PG", "server", "broker"):
         table.add_column(column, justify="right")
     for r in report["results"]:
         name = str(r["workers"]) + (" proc" if r.get("worker_processes") else "")
         if "error" in r:
             table.add_row(r["queue"], r.get("provider", ""), name, r["op"], "—",
-                          "failed: " + r["error"], "", "", "", "", "")
+                          "failed: " + r["error"], "", "", "", "", "", "")
             continue
         cpu = r.get("cpu_us_per_row", {})
         workers = [v for k, v in cpu.items() if k.startswith("worker")]
-        workers += r.get("worker_cpu_us_per_row", [])
         table.add_row(r["queue"], r["provider"], name, r["op"], f"{r['seconds']:.2f}",
                       f"{r['rows_per_s']:,.0f}", f"{r['ratio']:.3f}",
-                      str(cpu.get("bench", _pct(r, "v10r_cpu_pct"))), " + ".join(map(str, workers)),
-                      str(cpu.get("postgres", _pct(r, "postgres_cpu_pct"))),
-                      str(cpu.get("server", "")))
+                      str(cpu.get("bench", "")), " + ".join(map(str, workers)),
+                      str(cpu.get("postgres", "")),
+                      str(cpu.get("server", "")), str(cpu.get("broker", "")))
     Console(width=160).print(table)
-
-
-def _pct(result: Mapping[str, Any], key: str) -> str:
-    """A case measured in % of a core only (the Faust cases)."""
-    return f"{result[key]:.0f}% of a core" if key in result else ""
 
 
 def main() -> None:
