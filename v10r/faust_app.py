@@ -84,13 +84,14 @@ def _declare(pipeline: Pipeline) -> None:
     seen = app.Table(f"seen-{name}", partitions=count, use_partitioner=True,
                      help="the rows each recent batch fetched, and when")
     ledger = TableLedger(seen)
-    # Enough for every provider request the pipeline may have in flight at once.
+    # Rows for every provider request the pipeline may have in flight at once.
     embedding = pipeline.embedding
     batch_size = settings.batch_size or embedding.batch_size * embedding.max_concurrency
 
     async def process(stream: Any) -> None:
-        async for events in take_batches(stream, batch_size, settings.batch_within_s):
-            await _settle(pipeline, [m for e in events for m in incoming(e)], ledger, outbox)
+        async for messages in take_batches(stream, batch_size, settings.batch_within_s,
+                                           incoming):
+            await _settle(pipeline, messages, ledger, outbox)
 
     app.agent(tasks, name=f"v10r.agent.{name}", concurrency=settings.concurrency)(process)
 

@@ -6,6 +6,7 @@ dead-lettered."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,7 +36,7 @@ from v10r.queues.kafka import KafkaQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.model import Pipeline
 from v10r.stream.progress import read_progress
-from v10r.tasks import Task
+from v10r.tasks import MAX_MESSAGE_ROWS, Task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -167,6 +168,24 @@ async def test_every_row_survives_a_killed_worker_and_keeps_its_final_text(setup
         third.stop()
     assert (await read_progress(setup.bootstrap, setup.pipeline.name,
                                 setup.app_id)).processed >= before.processed + 10
+
+
+async def test_a_batch_is_bounded_by_rows_however_many_each_message_carries(
+        setup: Setup) -> None:
+    """20 messages of 100 rows are waiting; with batches of 150 rows, no batch takes
+    more messages once it holds 150 rows (a batch of 150 messages was all 2,000 rows)."""
+    rows = 2000
+    await insert(setup, range(rows))
+    await setup.publish(range(rows))  # 100 rows per message, 4 partitions
+    setup.env["V10R_FAUST_BATCH_SIZE"] = "150"
+    worker = setup.worker()
+    try:
+        await wait_for(lambda: _at_least(setup, rows), WAIT_S, "every row's vector", worker)
+    finally:
+        worker.stop()
+    sizes = [int(n) for n in re.findall(r"batch of (\d+) row\(s\)", worker.log())]
+    assert sum(sizes) >= rows
+    assert max(sizes) <= 150 + MAX_MESSAGE_ROWS - 1, sizes
 
 
 async def test_a_worker_joining_mid_stream_shares_the_work_without_losing_any(

@@ -24,7 +24,8 @@ class FaustSettings:
     all_pipelines: bool = False  # also run pipelines whose queue.kind is not kafka
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0
-    batch_size: int | None = None  # None: the pipeline's embedding.batch_size
+    # Rows per batch; None: the pipeline's embedding.batch_size × max_concurrency.
+    batch_size: int | None = None
     # How long a batch waits for company once its first event is in (`v10r.stream.take`):
     # a lone change waits this long; behind a backlog the window is 10 ms.
     batch_within_s: float = 0.002

@@ -1,5 +1,10 @@
 """Batches of a Faust stream's events, with a window that the first event opens.
 
+A batch is bounded by what its events carry (a task message holds up to 100 rows), not
+by their count: `unpack` turns each event into its items as it arrives, and a batch is
+full once it holds `max_` items (a batch of 256 messages was up to 25,600 rows: one
+huge read, write and provider burst instead of a steady pipeline).
+
 Faust's `Stream.take_events(max_, within)` restarts a `within` timer after every batch,
 whether or not an event came: a lone change waits for the next tick (up to `within`,
 half of it on average), and an idle agent wakes `1 / within` times a second. Here an
@@ -16,26 +21,32 @@ batch's events are acked when the consumer's loop body returns (or raises).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, TypeVar
 
 from mode.utils.futures import notify
 
 BUSY_WITHIN_S = 0.01  # the window after a batch that events had to wait for
 
+T = TypeVar("T")
 
-def take_batches(stream: Any, max_: int, within: float) -> AsyncGenerator[list[Any], None]:
-    """Lists of at most `max_` events of `stream` (a `faust.Stream`); registered with
+
+def take_batches(stream: Any, max_: int, within: float,
+                 unpack: Callable[[Any], list[T]]) -> AsyncGenerator[list[T], None]:
+    """Lists of the items `unpack` finds in the events of `stream` (a `faust.Stream`):
+    at least one event's, and no more events once `max_` items are in. Registered with
     the stream like `take_events`, so a stopping stream closes it."""
-    batches = _take(stream, max_, within)
+    batches = _take(stream, max_, within, unpack)
     agens = getattr(stream, "_active_agens", None)
     if agens is not None:
         agens.add(batches)
     return batches
 
 
-async def _take(stream: Any, max_: int, within: float) -> AsyncGenerator[list[Any], None]:
+async def _take(stream: Any, max_: int, within: float,
+                unpack: Callable[[Any], list[T]]) -> AsyncGenerator[list[T], None]:
     events: list[Any] = []
+    items: list[T] = []
     arrived = asyncio.Event()  # the buffer holds an event
     full = asyncio.Event()
     consumed = asyncio.Event()
@@ -57,12 +68,13 @@ async def _take(stream: Any, max_: int, within: float) -> AsyncGenerator[list[An
             event = stream.current_event
             if event is None:
                 raise RuntimeError("take_batches found no current event")
+            items.extend(unpack(event))
             events.append(event)
             arrived.set()
-            if len(events) >= max_:
+            if len(items) >= max_:
                 full.set()
                 consumed.clear()
-                await stream.wait(consumed)  # never more than `max_` in a batch
+                await stream.wait(consumed)  # no more events once `max_` items are in
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -84,12 +96,13 @@ async def _take(stream: Any, max_: int, within: float) -> AsyncGenerator[list[An
             if not events:
                 continue
             out = consuming = stream.loop.create_future()
-            batch = list(events)
+            batch, done = list(items), list(events)
             try:
                 yield batch
             finally:
                 events.clear()
-                for event in batch:
+                items.clear()
+                for event in done:
                     await stream.ack(event)
                 arrived.clear()
                 full.clear()
