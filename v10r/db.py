@@ -208,13 +208,20 @@ async def create_pool(database: Database, role: Role = "write", *, pipeline: str
     dsn = dsn_for(database, role, pipeline=pipeline)
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         init=_init_connection,
+                                         init=_init_connection, reset=_keep_session,
                                          server_settings=_named(dsn, None),
                                          **_connect_kwargs(database, dsn, pipeline))
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise _failure(exc, dsn, pipeline) from None
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Instead of asyncpg's reset on every release (`RESET ALL; UNLISTEN *; CLOSE ALL`
+    and an advisory unlock: one more round trip per batch statement). Pool connections
+    only run statements that keep no session state: no LISTEN, session SET, cursor or
+    advisory lock. asyncpg still rolls back a transaction left open before this."""
 
 
 async def require_pgvector(conn: asyncpg.Connection, *, pipeline: str | None = None) -> str:
