@@ -28,6 +28,7 @@ from v10r.spec.identifiers import quote_ident
 MAX_KEY_CHARS = 8000  # PostgreSQL's own NOTIFY payload limit; no real key comes close
 
 _INT_BITS = {"int2": 16, "int4": 32, "int8": 64}
+_INT_LIMITS = {kind: 2 ** (bits - 1) for kind, bits in _INT_BITS.items()}
 _NUMBERS = {"numeric", "float4", "float8"}
 _INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 
@@ -139,6 +140,10 @@ def check_key(raw: RowKey, columns: Sequence[ColumnType], *, exact: bool = True)
 
 def key_texts(raw: RowKey, columns: Sequence[ColumnType]) -> tuple[str, ...]:
     """The checked key as text per key column, to be cast to the column's type in SQL."""
+    if type(raw) is int and len(columns) == 1 and columns[0].kind in _INT_BITS:
+        limit = _INT_LIMITS[columns[0].kind]  # the usual key, once per row: no detours
+        if -limit <= raw < limit:
+            return (str(raw),)
     key = check_key(raw, columns, exact=False)
     values = [key] if len(columns) == 1 else [key[c.name] for c in columns]
     return tuple(_text(v) for v in values)

@@ -124,3 +124,28 @@ def test_the_cast_is_schema_qualified_and_drops_modifiers():
 def test_a_malformed_task_message_is_a_clear_queue_error(raw):
     with pytest.raises(QueueError, match="malformed task message|not supported"):
         Task.from_json(raw)
+
+
+@pytest.mark.parametrize(("raw", "column"), [
+    (2147483648, INT4), (-2147483649, INT4), (32768, col("int2")), (2 ** 63, INT8),
+])
+def test_an_integer_outside_its_column_is_refused_on_the_worker_side(raw, column):
+    with pytest.raises(InvalidKey, match="needs an integer"):
+        key_texts(raw, [column])
+
+
+@pytest.mark.parametrize(("raw", "column", "expected"), [
+    (-32768, col("int2"), ("-32768",)), (2 ** 63 - 1, INT8, ("9223372036854775807",)),
+    (7, NUMERIC, ("7",)), (True, col("bool"), ("true",)),
+])
+def test_worker_side_texts_of_scalar_keys(raw, column, expected):
+    assert key_texts(raw, [column]) == expected
+
+
+@pytest.mark.parametrize("raw", [1, -5, 2 ** 63 - 1, 10 ** 30, True, 'x"y\\', "ünï ✓",
+                                 Decimal("1.50"), {"b": "x", "a": 1}])
+@pytest.mark.parametrize("pipeline", ["docs", 'pipé"line'])
+def test_a_task_key_is_the_compact_sorted_json_of_pipeline_and_key(raw, pipeline):
+    task = Task(pipeline, "db", "public.t", wire_key(raw), "body", "emb")
+    expected = json.dumps([pipeline, wire_key(raw)], separators=(",", ":"), sort_keys=True)
+    assert task.key == expected.encode()

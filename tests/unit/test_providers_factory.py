@@ -53,11 +53,12 @@ def test_local_refuses_another_model_with_a_hint():
     assert "infinity" in caught.value.hint
 
 
-async def test_deterministic_vectors_are_unit_length_stable_and_distinct():
-    provider = DeterministicProvider(dimensions=16)
-    first = await provider.embed(["a", "b", "a"])
-    assert first.shape == (3, 16) and first.dtype == np.float32
+@pytest.mark.parametrize("dimensions", [1, 16, 4000])
+async def test_deterministic_vectors_are_unit_length_stable_and_distinct(dimensions):
+    provider = DeterministicProvider(dimensions=dimensions)
+    first = await provider.embed(["a", "b", "a", ""])
+    assert first.shape == (4, dimensions) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(first[0], first[2])
-    assert not np.allclose(first[0], first[1])
-    np.testing.assert_array_equal(first[1], deterministic_vector("b", 16))
+    assert not np.allclose(first[0], first[1]) or dimensions == 1
+    np.testing.assert_array_equal(first[1], deterministic_vector("b", dimensions))

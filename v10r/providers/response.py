@@ -9,7 +9,6 @@ by the processing core, so one bad vector fails only its own input.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from typing import Any
@@ -71,7 +70,7 @@ def _items(payload: Any) -> list[dict[str, Any]]:
 def _vector(raw: Any, dimensions: int, index: int) -> tuple[np.ndarray, bool]:
     if isinstance(raw, str):
         try:
-            vector = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4")
+            vector = np.frombuffer(binascii.a2b_base64(raw, strict_mode=True), dtype="<f4")
         except (binascii.Error, ValueError):
             raise InvalidResponse(f"embedding {index} is not valid base64 float32") from None
         is_base64 = True
