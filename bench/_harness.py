@@ -511,15 +511,13 @@ async def wait_counted(stack: Any, count: int, timeout: float = WAIT_S) -> float
 
 
 async def scrape_sizes(stack: Measured) -> dict[str, int]:
-    """Batches and provider requests so far, summed over the worker processes' /metrics
-    (none when the workers run in this process)."""
+    """Batches so far, summed over the worker processes' /metrics (none when the
+    workers run in this process)."""
     ports = getattr(stack, "ports", [])
-    return {"batch": sum([await scrape_counter(p, BATCHES) for p in ports]),
-            "request": sum([await scrape_counter(p, REQUESTS) for p in ports])}
+    return {"batch": sum([await scrape_counter(p, BATCHES) for p in ports])}
 
 
 BATCHES = b"v10r_batch_duration_seconds_count"
-REQUESTS = b"v10r_provider_request_seconds_count"
 
 
 async def scrape_counter(port: int, name: bytes) -> int:

@@ -65,10 +65,22 @@ def test_pipeline_runs_the_http_provider_on_every_queue_with_cpu_per_process():
         if result["queue"] == "memory":  # `listen --workers-in-process`: loops in the bench
             assert result["worker_processes"] == 0 and set(cpu) == {"bench", "server",
                                                                     "postgres"}
-        else:  # the listener in the bench, one `v10r worker` process
+        else:  # the listener in the bench, one `v10r worker` process, the broker
             assert result["worker_processes"] == 1
-            assert set(cpu) == {"bench", "worker1", "server", "postgres"}
-            assert cpu["worker1"] > 0
+            assert set(cpu) == {"bench", "worker1", "server", "broker", "postgres"}
+            assert cpu["worker1"] > 0 and result["rows_per_batch"] > 0
+
+
+def test_pipeline_runs_faust_workers_measured_like_the_v10r_worker_cases():
+    report = run_bench("pipeline.py", "--queues", "memory", "--workers", "1", "--rows", "100",
+                       "--faust", "1")
+    faust = [r for r in report["results"] if r["queue"] == "faust"]
+    assert [r.get("error") for r in faust] == [None, None]
+    for result in faust:
+        assert result["worker_processes"] == 1 and result["rows_per_s"] > 0
+        assert set(result["cpu_us_per_row"]) == {"bench", "worker1", "server", "broker",
+                                                 "postgres"}
+        assert result["cpu_us_per_row"]["worker1"] > 0 and result["rows_per_batch"] > 0
 
 
 def test_latency_reports_percentiles_per_queue_beside_the_round_trip_baseline():
