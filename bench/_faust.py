@@ -57,8 +57,11 @@ class FaustStack:
         return {f"worker{i + 1}": w.process.pid for i, w in enumerate(self.workers)
                 if w.process is not None}
 
-    def log_of(self, name: str) -> str:
-        return self.workers[int(name.removeprefix("worker")) - 1].log()[-2000:]
+    def exited(self) -> str | None:
+        """A worker process that exited, with the end of its log; None while all run."""
+        return next((f"worker{i + 1} exited: {w.log()[-2000:]}"
+                     for i, w in enumerate(self.workers)
+                     if w.process is not None and w.process.poll() is not None), None)
 
 
 WRITTEN = b"v10r_enqueue_to_write_seconds_count"

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pgvector.asyncpg import register_vector
 
 from v10r.embedded.kafka import EmbeddedKafka
 from v10r.embedded.postgres import EmbeddedPostgres
+from v10r.embedded.process import free_port
 from v10r.listen.applied import resolve_all
 from v10r.listen.listener import Listener, ListenerSettings
 from v10r.listen.targets import Target
@@ -461,12 +461,6 @@ def launch(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Wa
     return Watched(name, process, log)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class WorkerProcesses:
     """Listener in this process, `v10r worker` processes beside it (one loop each), as
@@ -486,24 +480,28 @@ class WorkerProcesses:
     def pids(self) -> dict[str, int]:
         return {w.name: w.process.pid for w in self.workers}
 
-    def log_of(self, name: str) -> str:
-        """The end of a worker's log, for the message when it exits."""
-        return next(w.log.read_text(errors="replace")[-2000:] for w in self.workers
-                    if w.name == name)
+    def exited(self) -> str | None:
+        """A worker process that exited, with the end of its log; None while all run."""
+        return next((f"{w.name} exited: {w.log.read_text(errors='replace')[-2000:]}"
+                     for w in self.workers if w.process.poll() is not None), None)
 
 
 PROCESSED = b"v10r_worker_processed_total"  # rows done, written or skipped
 SCRAPE_S = 0.05
 
 
-async def wait_counted(stack: Any, count: int, timeout: float = WAIT_S) -> float:
+class WorkerProcessStack(Measured, Protocol):
+    def exited(self) -> str | None: ...
+
+
+async def wait_counted(stack: WorkerProcessStack, count: int,
+                       timeout: float = WAIT_S) -> float:
     """Poll `stack.processed()` every 50 ms (each poll costs the workers a scrape) until
     `count` rows are done, failing early when a worker process exits; returns the time."""
     deadline = time.monotonic() + timeout
     while (done := await stack.processed()) < count:
-        for name, pid in stack.pids().items():
-            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie":
-                raise RuntimeError(f"{name} exited: {stack.log_of(name)}")
+        if (exited := stack.exited()) is not None:
+            raise RuntimeError(exited)
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {done} of {count} rows embedded after {timeout:.0f} s")
         await asyncio.sleep(SCRAPE_S)

@@ -162,7 +162,7 @@ def _check_value(value: Any, column: ColumnType, exact: bool) -> int | str | boo
     if kind in _INT_BITS:
         if not exact and type(value) is str and _INT_TEXT.fullmatch(value):
             value = int(value)
-        limit = 2 ** (_INT_BITS[kind] - 1)
+        limit = _INT_LIMITS[kind]
         if type(value) is not int or not -limit <= value < limit:
             raise InvalidKey(f"key column {column.name!r} ({column.type}) needs an integer "
                              f"in [{-limit}, {limit - 1}], not {_show(value)}")

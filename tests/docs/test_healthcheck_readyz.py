@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.docs.compose_file import COMPOSE_DIR
-from tests.services.infinity import free_port
+from v10r.embedded.process import free_port
 from v10r.ops.health import readiness
 from v10r.ops.metrics import serving
 

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from v10r.embedded.postgres import free_port
+from v10r.embedded.process import free_port
 from v10r.queues.redis import RedisQueue
 from v10r.reconcile import apply_pipelines
 from v10r.spec.load import load_pipelines

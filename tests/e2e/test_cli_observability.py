@@ -19,8 +19,8 @@ from tests.e2e.test_cli_worker import (
     start_cli,
     stop_cli,
 )
-from tests.services.infinity import free_port
 from tests.services.openai_server import Reply
+from v10r.embedded.process import free_port
 
 pytestmark = [pytest.mark.e2e]
 

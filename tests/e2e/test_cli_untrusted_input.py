@@ -21,7 +21,7 @@ from tests.fixtures.providers import openai_server  # noqa: F401 - fixture
 from tests.fixtures.roles import login_role
 from tests.services.openai_server import OpenAIServer
 from v10r.db import connect_dsn
-from v10r.embedded.postgres import free_port
+from v10r.embedded.process import free_port
 from v10r.providers.deterministic import deterministic_vector
 from v10r.reconcile import apply_pipelines
 from v10r.spec.load import load_pipelines

@@ -13,7 +13,7 @@ from tests.e2e import test_faust_worker as faust_cli
 from tests.e2e.test_faust_worker import Setup, insert
 from tests.fixtures.queues import kafka_broker  # noqa: F401
 from tests.integration.faust.helpers import wait_for
-from tests.services.infinity import free_port
+from v10r.embedded.process import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

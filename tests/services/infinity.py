@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from v10r.embedded.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = ROOT / "scripts" / "install-infinity.sh"
@@ -41,12 +42,6 @@ def ensure_installed() -> float:
     subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, timeout=INSTALL_TIMEOUT_S,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.monotonic() - started
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

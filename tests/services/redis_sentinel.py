@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from v10r.embedded.postgres import free_port
+from v10r.embedded.process import free_port
 
 SERVICE = "v10rprimary"
 PASSWORD = "sentinel-test-pw"

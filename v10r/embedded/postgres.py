@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from v10r.embedded.process import free_port
 from v10r.errors import ConnectionFailed
 
 SYSTEM_USER = "v10r_pg"  # initdb refuses to run as root
@@ -33,12 +34,6 @@ def _bin_dir() -> Path:
             hint="pip install 'v10r[embedded]' (it ships PostgreSQL 18 with pgvector)",
         )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

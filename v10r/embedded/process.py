@@ -1,10 +1,19 @@
-"""Stopping a child process the way a supervisor does: SIGTERM, then SIGKILL."""
+"""Child processes of the embedded services: a free port to give one, and stopping one
+the way a supervisor does (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0, *,
