@@ -61,6 +61,26 @@ def test_incomplete_or_broken_responses_are_rejected(raw, message):
         decode_embeddings(raw, count=2, dimensions=2)
 
 
+GOOD = "AACAPwAAAEA="  # [1.0, 2.0] as float32, base64
+
+
+@pytest.mark.parametrize("embedding", [
+    "AACAPwAAAEA",  # padding missing
+    "AACAPwAAAEA==",  # padding beyond the end
+    "AACAPwAA\nAEA=",  # a line break inside
+    "AACAPwAAAEA=AAAA",  # data after the padding
+    "AACAPwAAAEÄ=",  # not ASCII
+    "AACA PwAAAEA=",  # a space inside
+])
+def test_base64_that_is_not_strictly_valid_is_rejected(embedding):
+    raw = json.dumps({"data": [{"embedding": embedding}, {"embedding": GOOD}]}).encode()
+    with pytest.raises(InvalidResponse, match="embedding 0 is not valid base64"):
+        decode_embeddings(raw, count=2, dimensions=2)
+    vectors, was_base64 = decode_embeddings(
+        json.dumps({"data": [{"embedding": GOOD}] * 2}).encode(), count=2, dimensions=2)
+    assert was_base64 and vectors.tolist() == [[1.0, 2.0], [1.0, 2.0]]
+
+
 def test_nonfinite_and_zero_vectors_are_decoded_for_the_core_to_judge_per_row():
     vectors, _ = decode_embeddings(body([[1, 2], [float("nan"), 1], [0, 0]]), count=3,
                                    dimensions=2)
