@@ -223,3 +223,24 @@ def test_a_missing_path_with_escape_sequences_is_shown_escaped(command: str,
     output = result.stdout + result.stderr
     assert result.returncode in (1, 2) and "Traceback" not in output
     assert "\x1b" not in output and "\x9b" not in output and "no\\x1b[2Jpe\\x9b" in output
+
+
+HEADERS = {
+    "name-with-space": ("'X Team': a", "embedding.headers", "not an HTTP header name"),
+    "empty-name": ("'': a", "embedding.headers", "not an HTTP header name"),
+    "value-with-line-break": ("X-Team: \"a\\r\\nX-Injected: 1\"", "embedding.headers.X-Team",
+                              "not a valid HTTP header value"),
+    "value-with-nul": ("X-Team: \"a\\0b\"", "embedding.headers.X-Team",
+                       "not a valid HTTP header value"),
+}
+
+
+@pytest.mark.parametrize(("header", "where", "message"), HEADERS.values(), ids=HEADERS.keys())
+def test_a_header_that_cannot_be_sent_is_a_located_error(header: str, where: str, message: str,
+                                                         tmp_path: Path) -> None:
+    path = spec(tmp_path, MINIMAL + "embedding:\n  provider: openai\n  headers:\n"
+                f"    {header}\n")
+    output = assert_clean_failure(v10r("validate", "--format", "json", str(path)))
+    [diagnostic] = [d for d in json.loads(output)["diagnostics"] if d["level"] == "error"]
+    assert diagnostic["path"] == where and message in diagnostic["message"]
+    assert diagnostic["line"] == 6

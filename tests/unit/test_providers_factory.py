@@ -62,3 +62,29 @@ async def test_deterministic_vectors_are_unit_length_stable_and_distinct(dimensi
     np.testing.assert_array_equal(first[0], first[2])
     assert not np.allclose(first[0], first[1]) or dimensions == 1
     np.testing.assert_array_equal(first[1], deterministic_vector("b", dimensions))
+
+
+@pytest.mark.parametrize("value", ["sk-live-abc\n", "sk-live-abc\r\nX-Evil: 1", "a\x7fb",
+                                   "\x1b[31m", "x" * 8193],
+                         ids=["newline", "injected-header", "delete", "escape", "too-long"])
+@pytest.mark.parametrize("field", ["api_key", "header"])
+def test_a_variable_that_cannot_travel_in_a_header_is_refused_without_showing_it(
+        monkeypatch, field, value):
+    monkeypatch.setenv("V10R_TEST_VALUE", value)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    spec = Embedding(provider="openai", **(
+        {"api_key": "${V10R_TEST_VALUE}"} if field == "api_key"
+        else {"headers": {"X-Org": "${V10R_TEST_VALUE}"}}))
+    with pytest.raises(ProviderError, match="control character") as caught:
+        create_provider(spec, pipeline="docs")
+    shown = f"{caught.value} {caught.value.hint}"
+    assert "sk-live" not in shown and "Evil" not in shown and "\x1b" not in shown
+    assert ("api_key" if field == "api_key" else "headers.X-Org") in shown
+
+
+async def test_a_tab_and_non_ascii_text_are_fine_in_a_header_value(monkeypatch):
+    monkeypatch.setenv("V10R_TEST_VALUE", "team\tünïcode")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    provider = create_provider(Embedding(provider="openai", headers={
+        "X-Team": "${V10R_TEST_VALUE}"}), pipeline="docs")
+    await provider.aclose()

@@ -166,14 +166,15 @@ async def _depth(queue: Queue | None, pipeline: str) -> Depth | None:
 
 async def _paused(urls: tuple[str, ...]) -> list[str]:
     """What the workers' breakers hold paused, read from their metrics endpoints."""
-    import httpx
+    import aiohttp
 
     found: list[str] = []
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
         for url in urls:
             try:
-                text = (await client.get(url)).text
-            except httpx.HTTPError as exc:
+                async with client.get(url) as response:
+                    text = await response.text(errors="replace")
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 found.append(mask_text(f"{url}: unreachable ({type(exc).__name__})"))
                 continue
             found += [_paused_line(line) for line in text.splitlines()

@@ -37,7 +37,7 @@ def _outage_types() -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = [OSError]
     for module, names in (("asyncpg", ("PostgresConnectionError", "CannotConnectNowError")),
                           ("asyncpg.exceptions", ("AdminShutdownError",)),
-                          ("httpx", ("TransportError",)),
+                          ("aiohttp", ("ClientConnectionError",)),
                           ("redis.exceptions", ("ConnectionError", "TimeoutError")),
                           ("aiokafka.errors", ("KafkaConnectionError",)),
                           ("aiormq.exceptions", ("AMQPConnectionError",))):
@@ -165,11 +165,7 @@ _HANDLER: logging.Handler | None = None
 
 
 def faust_logging_config() -> dict[str, Any]:
-    """Faust's `logging_config`: its handlers keep their place, our formatter masks.
-
-    httpx logs every request at INFO, and `-l info` would print (and mask) one line
-    per provider request: its warnings and errors still show."""
+    """Faust's `logging_config`: its handlers keep their place, our formatter masks."""
     ours = {"()": "v10r.ops.logs.make_formatter"}
     return {"version": 1, "merge": True, "disable_existing_loggers": False,
-            "formatters": {"default": ours, "colored": ours},
-            "loggers": {"httpx": {"level": "WARNING"}}}
+            "formatters": {"default": ours, "colored": ours}}

@@ -6,13 +6,17 @@ specs, plans and logs only ever show the reference.
 
 from __future__ import annotations
 
+import re
+
 from v10r.errors import ProviderError
 from v10r.providers.base import Provider
 from v10r.providers.local import DIMENSIONS, MODEL, LocalProvider
 from v10r.providers.openai import OpenAICompatibleProvider
 from v10r.providers.ratelimit import RateLimiter, RedisWindow
 from v10r.spec.env import expand
-from v10r.spec.model import Embedding
+from v10r.spec.model import HEADER_VALUE_PATTERN, Embedding
+
+_HEADER_VALUE = re.compile(HEADER_VALUE_PATTERN)
 
 
 def create_provider(embedding: Embedding, *, pipeline: str | None = None,
@@ -47,9 +51,9 @@ def _local(embedding: Embedding, pipeline: str | None) -> LocalProvider:
 def _http(embedding: Embedding, pipeline: str | None,
           redis_url: str | None) -> OpenAICompatibleProvider:
     what = f"embedding of pipeline {pipeline}" if pipeline else "embedding"
-    api_key = (expand(embedding.api_key, what=f"{what}.api_key", pipeline=pipeline)
+    api_key = (_header_value(embedding.api_key, f"{what}.api_key", pipeline)
                if embedding.api_key else None)
-    headers = {name: expand(value, what=f"{what}.headers.{name}", pipeline=pipeline)
+    headers = {name: _header_value(value, f"{what}.headers.{name}", pipeline)
                for name, value in embedding.headers.items()}
     assert embedding.base_url and embedding.model and embedding.dimensions  # spec defaults
     max_request_chars = None
@@ -64,6 +68,19 @@ def _http(embedding: Embedding, pipeline: str | None,
         limiter=_limiter(embedding, pipeline, redis_url), pipeline=pipeline,
         **({"max_request_chars": max_request_chars} if max_request_chars else {}),
     )
+
+
+def _header_value(value: str, what: str, pipeline: str | None) -> str:
+    """`value` with its `${ENV}` expanded, fit to travel in an HTTP header: the spec's
+    own text is checked by `validate`, the variable's value only here."""
+    expanded = expand(value, what=what, pipeline=pipeline)
+    if not _HEADER_VALUE.fullmatch(expanded):
+        raise ProviderError(
+            f"`{what}` holds a line break or another control character (or is longer than "
+            "8,192 characters) once its environment variables are expanded",
+            pipeline=pipeline,
+            hint="fix the variable's value; a value read from a file often ends in a newline")
+    return expanded
 
 
 def _limiter(embedding: Embedding, pipeline: str | None, redis_url: str | None) -> RateLimiter | None:

@@ -22,7 +22,14 @@ from v10r.errors import SpecError
 from v10r.redact import mask_text
 from v10r.spec import env
 from v10r.spec.diagnostics import Diagnostic
-from v10r.spec.model import IDENTIFIER_PATTERN, PIPELINE_NAME_PATTERN, Pipeline, json_schema
+from v10r.spec.model import (
+    HEADER_NAME_PATTERN,
+    HEADER_VALUE_PATTERN,
+    IDENTIFIER_PATTERN,
+    PIPELINE_NAME_PATTERN,
+    Pipeline,
+    json_schema,
+)
 from v10r.spec.semantic import check_pipelines
 from v10r.spec.yaml_nodes import Document, Path, YamlLimitError, parse_documents
 
@@ -294,6 +301,12 @@ def _pattern_message(schema: dict[str, Any], value: Any) -> str:
         return f"{value!r} is not a valid PostgreSQL identifier (1 to 63 bytes, no NUL)"
     if schema.get("pattern") == PIPELINE_NAME_PATTERN:
         return f"{value!r} is not a valid name: use lowercase letters, digits and `_`, starting with a letter (at most 48)"
+    if schema.get("pattern") == HEADER_NAME_PATTERN:
+        return (f"{value!r} is not an HTTP header name (1 to 256 letters, digits and "
+                "!#$%&'*+.^_`|~-, no spaces)")
+    if schema.get("pattern") == HEADER_VALUE_PATTERN:
+        return (f"{value!r} is not a valid HTTP header value: no line breaks or other "
+                "control characters (tab is allowed), at most 8,192 characters")
     return f"{value!r} does not match {schema.get('pattern')}"
 
 

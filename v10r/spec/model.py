@@ -30,6 +30,10 @@ MAX_VECTOR_DIMENSIONS = 16000
 MAX_HNSW_DIMENSIONS = {"vector": 2000, "halfvec": 4000}
 
 IDENTIFIER_PATTERN = r"^[^\x00]{1,63}$"
+# An HTTP field name (RFC 9110 token), and a value without control characters: a line
+# break in a value would start a header (or a request) of its own.
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"
+HEADER_VALUE_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f]{0,8192}$"
 PIPELINE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 
 
@@ -277,7 +281,9 @@ class Embedding(_Spec):
     )
     base_url: str | None = Field(
         None,
-        description="Base URL of an OpenAI-compatible API (`POST {base_url}/embeddings`).",
+        description="Base URL of an OpenAI-compatible API (`POST {base_url}/embeddings`). "
+        "`HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` from the environment apply; `https` "
+        "servers are verified against the system's CA store (`SSL_CERT_FILE` names another).",
         examples=["https://api.openai.com/v1", "http://infinity:7997"],
     )
     api_key: str | None = Field(
@@ -285,9 +291,15 @@ class Embedding(_Spec):
         description="API key, always as `${ENV_VAR}`; never printed.",
         examples=["${OPENAI_API_KEY}"],
     )
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra HTTP headers (values may use `${ENV}`)."
-    )
+    headers: Annotated[
+        dict[Annotated[str, Field(pattern=HEADER_NAME_PATTERN)],
+             Annotated[str, Field(pattern=HEADER_VALUE_PATTERN)]],
+        WithJsonSchema({"type": "object", "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+                        "additionalProperties": {"type": "string",
+                                                 "pattern": HEADER_VALUE_PATTERN}}),
+    ] = Field(default_factory=dict,
+              description="Extra HTTP headers (values may use `${ENV}`). Names are HTTP "
+              "tokens; values hold no line breaks or other control characters.")
     send_dimensions: bool = Field(
         False,
         description="Send `dimensions` in the request (OpenAI text-embedding-3 models "
