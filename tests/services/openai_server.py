@@ -1,6 +1,6 @@
 """A small OpenAI-compatible embeddings server for tests, scriptable per request.
 
-Vectors are `deterministic_vector(text, dimensions)`, the same as DeterministicProvider,
+Vectors are `deterministic_vectors(texts, dimensions)`, the same as DeterministicProvider,
 so a test can compute what it expects. Each request takes the next scripted `Reply`
 (429 with Retry-After, 500, a hang, wrong dimensions, an endless body...); when the script
 runs out the server answers normally (or with `always`). Per text, whatever the batching,
@@ -22,9 +22,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
+import numpy as np
+import orjson
 from aiohttp import web
 
-from v10r.providers.deterministic import deterministic_vector
+from v10r.providers.deterministic import deterministic_vectors
 
 
 @dataclass(frozen=True)
@@ -179,28 +181,33 @@ class OpenAIServer:
         texts = texts[: len(texts) + reply.extra_items] if reply.extra_items < 0 else (
             texts + texts[: reply.extra_items])
         dims = reply.dimensions or payload.get("dimensions") or self.dimensions
+        vectors = self._vectors([str(text) for text in texts], dims)
         data = []
-        for index, text in enumerate(texts):
-            vector = self._vector(str(text), dims)
+        for index, vector in enumerate(vectors):
             encoded = (base64.b64encode(vector.astype("<f4").tobytes()).decode()
                        if use_base64 else vector.tolist())
             data.append({"object": "embedding", "index": index, "embedding": encoded})
         if reply.reverse:
             data.reverse()
-        return web.json_response({"object": "list", "data": data, "model": payload.get("model"),
-                                  "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+        body = {"object": "list", "data": data, "model": payload.get("model"),
+                "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+        # orjson for base64 (the server's own CPU is not what a benchmark measures); float
+        # lists through `json`, which writes NaN and Infinity as a careless server does
+        raw = orjson.dumps(body) if use_base64 else json.dumps(body).encode()
+        return web.Response(body=raw, content_type="application/json")
 
-    def _vector(self, text: str, dims: int) -> Any:
-        vector = deterministic_vector(text, dims)
-        kind = next((k for key, k in self.vectors.items() if key in text), None)
-        match kind:
-            case "zero":
-                vector[:] = 0
-            case "nan" | "inf":
-                vector[0] = float(kind)
-            case "huge":
-                vector[0] = 1e5
-        return vector
+    def _vectors(self, texts: list[str], dims: int) -> np.ndarray:
+        vectors = deterministic_vectors(texts, dims)
+        for row, text in enumerate(texts):
+            kind = next((k for key, k in self.vectors.items() if key in text), None)
+            match kind:
+                case "zero":
+                    vectors[row] = 0
+                case "nan" | "inf":
+                    vectors[row, 0] = float(kind)
+                case "huge":
+                    vectors[row, 0] = 1e5
+        return vectors
 
     async def _stream(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
