@@ -5,7 +5,7 @@ For each queue and worker count, N rows are inserted in one transaction (stateme
 workers have written all N vectors; then the same N rows are updated the same way.
 The listener and worker loops run in this process, as `v10r listen
 --workers-in-process W` does, with the deterministic provider (no model: v10r's own
-overhead plus a seeded RNG per text), or with `--provider precomputed` its same vectors
+overhead plus a hash per text), or with `--provider precomputed` its same vectors
 computed before the clock starts, as the baseline's are. Baseline, in the same run: precomputed vectors written
 by one batched `UPDATE … FROM unnest` loop over one connection (binary codec) — the
 fastest these writes can land. ratio = pipeline / baseline (targets: ≥ 0.5 on memory
@@ -260,7 +260,7 @@ def main() -> None:
                         "and a one-loop case against max_concurrency × batch / delay")
     parser.add_argument("--provider", default="deterministic", metavar="P[,P...]",
                         help="comma-separated, each case run with each: deterministic "
-                        "(in-process, a seeded RNG per text); precomputed (its vectors "
+                        "(in-process, a shake_256 digest per text); precomputed (its vectors "
                         "computed before the clock starts: v10r's overhead alone, like the "
                         "baseline); http-base64 / http-float (the OpenAI-compatible test "
                         "server in its own process, answering base64 / float lists; memory "

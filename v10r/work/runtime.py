@@ -186,10 +186,10 @@ def report_batch(pipeline: Pipeline, tasks: Sequence[Task], outcome: BatchOutcom
 def observe_write_latency(pipeline: str, outcome: BatchOutcome,
                           enqueued_at: Sequence[float | None]) -> None:
     """Enqueue-to-write time of each written task whose broker stamped it."""
-    now = time.time()
+    now, histogram = time.time(), WRITE_LATENCY_SECONDS.labels(pipeline)  # once a batch
     for result, at in zip(outcome.outcomes, enqueued_at, strict=False):
         if at is not None and result.status is Status.WRITTEN:
-            WRITE_LATENCY_SECONDS.labels(pipeline).observe(max(0.0, now - at))
+            histogram.observe(max(0.0, now - at))
 
 
 class Runtime:
