@@ -334,3 +334,39 @@ async def test_catch_up_work_reaches_the_provider_as_backfill_and_live_work_as_l
     await processor.process([catchup[0], task_for(pipeline, 3)])  # one live task: live
     await processor.process([task_for(pipeline, 4)])
     assert seen == ["backfill", "live", "live"]
+
+
+class ThreadRecordingProcessor(BatchProcessor):
+    """Notes where each batch's hashing ran: on the event loop's thread or another."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_loop: list[bool] = []
+
+    def _hash_and_select(self, rows):
+        import threading
+        self.on_loop.append(threading.current_thread() is threading.main_thread())
+        return super()._hash_and_select(rows)
+
+
+@pytest.mark.parametrize(("rows", "chars", "on_loop"), [
+    (10, 50, True),  # a usual batch: hashed where it is, no thread hop
+    (10, 20_000, False),  # much text: the loop must not stall on it
+    (600, 20, False),  # many rows
+], ids=["small", "much-text", "many-rows"])
+async def test_a_batch_is_hashed_off_the_event_loop_only_when_it_is_big(db, pool, rows, chars,
+                                                                      on_loop):
+    pipeline = make_pipeline()
+    names = await create_table(db, pipeline)
+    await db.execute(f"INSERT INTO docs (id, body) SELECT i, repeat('x', {chars}) || i "
+                     f"FROM generate_series(1, {rows}) i")
+    processor = ThreadRecordingProcessor(pipeline, names, pool, pool, FakeProvider())
+
+    outcome = await processor.process([task_for(pipeline, i) for i in range(1, rows + 1)])
+
+    assert processor.on_loop == [on_loop]
+    assert outcome.count(Status.WRITTEN) == rows
+    stored = await stored_rows(db)
+    assert all(row["body_embedding_hash"] == stored_hash(fingerprint(pipeline),
+                                                         source_hash([row["body"]]))
+               for row in stored.values())
