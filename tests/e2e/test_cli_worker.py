@@ -263,3 +263,15 @@ async def test_an_unreachable_database_is_a_clear_error(setup: Setup):
 async def test_an_unknown_pipeline_is_a_usage_error(setup: Setup):
     code, _, err = await run_cli(setup, "dlq", "list", str(setup.spec), "--pipeline", "nope")
     assert code == 2 and "no pipeline named 'nope'" in err
+
+
+async def test_a_key_variable_ending_in_a_newline_stops_the_worker_with_the_field_not_the_key(
+        setup: Setup):
+    setup.spec.write_text(setup.spec.read_text().replace(
+        "  model: fake-model", "  model: fake-model\n  api_key: ${V10R_TEST_API_KEY}"))
+    setup.env["V10R_TEST_API_KEY"] = "sk-from-a-file-0123456789\n"
+    code, out, err = await run_cli(setup, "worker", str(setup.spec))
+    assert code == 1, err
+    assert "api_key" in err and "control character" in err and "hint:" in err
+    assert "sk-from-a-file" not in err + out and "Traceback" not in err
+    assert not setup.server.requests
