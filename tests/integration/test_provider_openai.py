@@ -197,3 +197,13 @@ async def test_a_large_float_response_decodes_the_same(make, openai_server):
     texts = [f"row {i}" for i in range(200)]  # ≈1.5 MB of float JSON: parsed off the loop
     vectors = await make(max_batch_size=200).embed(texts)
     np.testing.assert_allclose(vectors, expected(texts), rtol=1e-6)
+
+
+async def test_the_request_names_v10r_and_the_specs_headers_replace_its_own(make,
+                                                                            openai_server):
+    await make(headers={"user-agent": "gateway-client/2", "X-Tenant": "t1"}).embed(["a"])
+    sent = {name.lower(): value for name, value in openai_server.requests[-1].headers.items()}
+    assert sent["user-agent"] == "gateway-client/2" and sent["x-tenant"] == "t1"
+    assert sent["authorization"] == f"Bearer {KEY}"
+    await make().embed(["b"])
+    assert openai_server.requests[-1].headers["User-Agent"].startswith("v10r/")

@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 import yarl
 
+from v10r import __version__
 from v10r.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from v10r.providers.batching import assemble, clip, in_flight, plan_batches
 from v10r.providers.ratelimit import Priority, RateLimiter, estimate_tokens
@@ -233,10 +234,13 @@ class OpenAICompatibleProvider:
 
 
 def _headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", **(extra or {})}
+    """Ours, then the spec's (which replace ours whatever their case), then the key's."""
+    by_name = {"content-type": ("Content-Type", "application/json"),
+               "user-agent": ("User-Agent", f"v10r/{__version__}")}
+    by_name |= {name.lower(): (name, value) for name, value in (extra or {}).items()}
     if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
+        by_name["authorization"] = ("Authorization", f"Bearer {api_key}")
+    return dict(by_name.values())
 
 
 @dataclass(frozen=True, slots=True)
