@@ -7,10 +7,16 @@ and memory, never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import json
+import shutil
+import ssl
+import subprocess
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +31,9 @@ OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 
 
 @asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[str]:
-    """A TCP server that reads one request and answers with whatever `handler` writes."""
+async def raw_server(handler: Handler, tls: ssl.SSLContext | None = None
+                     ) -> AsyncIterator[str]:
+    """A TCP (or TLS) server that reads one request and answers with what `handler` writes."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -40,10 +47,10 @@ async def raw_server(handler: Handler) -> AsyncIterator[str]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/v1"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1"
     finally:
         server.close()
 
@@ -163,3 +170,46 @@ def test_a_proxy_variable_that_is_not_a_url_is_a_clear_error_that_hides_its_pass
     with pytest.raises(ProviderError, match="proxy named by the environment") as caught:
         provider("https://api.example.com/v1")
     assert "hunter2" not in str(caught.value) and "HTTPS_PROXY" in caught.value.hint
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 that no CA store trusts, and the server's context."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return cert, context
+
+
+async def answer_two_vectors(reader, writer):
+    vector = base64.b64encode(b"\x00\x00\x80\x3f" * 8).decode()  # eight 1.0s
+    body = json.dumps({"data": [{"index": i, "embedding": vector} for i in range(2)]}).encode()
+    writer.write(OK_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+
+
+async def test_a_certificate_no_ca_trusts_is_a_retryable_tls_error_with_the_fix(self_signed):
+    _, server_tls = self_signed
+    async with raw_server(answer_two_vectors, server_tls) as url:
+        error = await embed(url, api_key="sk-never-sent-0123")
+    assert isinstance(error, ProviderUnavailable)
+    assert "TLS failed" in error.message and "certificate" in error.message
+    assert "SSL_CERT_FILE" in error.hint and "sk-never-sent" not in str(error)
+
+
+async def test_a_server_whose_ca_ssl_cert_file_names_is_trusted(self_signed, monkeypatch):
+    cert, server_tls = self_signed
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    async with raw_server(answer_two_vectors, server_tls) as url:
+        client = provider(url)
+        try:
+            vectors = await client.embed(["a", "b"])
+        finally:
+            await client.aclose()
+    assert vectors.shape == (2, 8) and (vectors == 1.0).all()

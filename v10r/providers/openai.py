@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import logging
+import ssl
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -131,6 +132,11 @@ class OpenAICompatibleProvider:
                 reply = await self._post(body, limit)
         except TimeoutError:
             raise self._error("request timed out", retryable=True) from None
+        except aiohttp.ClientSSLError as exc:
+            raise self._error(
+                f"TLS failed ({type(exc).__name__}: {_tls_reason(exc)})", retryable=True,
+                hint="the server's certificate must be trusted by the system's CA store; "
+                "name another CA bundle with SSL_CERT_FILE, and check base_url's host") from None
         except aiohttp.ClientError as exc:
             raise self._error(f"cannot connect ({type(exc).__name__})", retryable=True) from None
         if reply.status == 400 and self.encoding == "base64" and b"encoding_format" in reply.body:
@@ -160,7 +166,9 @@ class OpenAICompatibleProvider:
         if self._session is None or self._session.closed or self._session_loop is not loop:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=max(32, self.max_concurrency)),
+                # the CA store as the environment names it now (SSL_CERT_FILE/_DIR)
+                connector=aiohttp.TCPConnector(limit=max(32, self.max_concurrency),
+                                               ssl=ssl.create_default_context()),
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=min(CONNECT_TIMEOUT_S, self._timeout_s)),
             )
@@ -276,6 +284,12 @@ class _Proxy:
                                 hint=f"fix {target.scheme.upper()}_PROXY (or unset it)") from None
         return cls(proxy.with_user(None),
                    {"Proxy-Authorization": auth.encode()} if auth is not None else None)
+
+
+def _tls_reason(exc: aiohttp.ClientSSLError) -> str:
+    """OpenSSL's reason (`certificate verify failed: self-signed certificate`), short."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    return str(getattr(cause, "verify_message", "") or getattr(cause, "reason", "") or cause)[:200]
 
 
 def _json(body: dict[str, Any]) -> bytes:
