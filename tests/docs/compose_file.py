@@ -56,7 +56,7 @@ def compose_command() -> list[str] | None:
     """`docker compose` (v2 plugin) when present, else the standalone `docker-compose`."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True,
-                               timeout=30)
+                               check=False, timeout=30)
         if probe.returncode == 0:
             return ["docker", "compose"]
     standalone = shutil.which("docker-compose")

@@ -20,7 +20,7 @@ def run_demo(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     env.pop("DATABASE_URL", None)
     return subprocess.run([*V10R, "demo", "--data-dir", str(data_dir), *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, check=False, timeout=600)
 
 
 def test_demo_embeds_every_row_shows_live_changes_and_searches(tmp_path: Path) -> None:

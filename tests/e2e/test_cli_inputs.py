@@ -20,7 +20,7 @@ MINIMAL = "name: docs\nsource: {table: docs, columns: [body]}\n"
 def v10r(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     return subprocess.run([sys.executable, "-m", "v10r", *args], capture_output=True, text=True,
-                          timeout=120, cwd=str(ROOT), env={**environ, **(env or {})})
+                          check=False, timeout=120, cwd=str(ROOT), env={**environ, **(env or {})})
 
 
 def spec(tmp_path: Path, text: str, name: str = "pipeline.yaml") -> Path:

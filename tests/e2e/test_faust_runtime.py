@@ -81,7 +81,7 @@ async def run(pg_dsn: str, kafka_broker: EmbeddedKafka, tmp_path: Path,  # noqa:
 
 
 @contextlib.asynccontextmanager
-async def _run(pg_dsn: str, kafka_broker: EmbeddedKafka, server: OpenAIServer,
+async def _run(pg_dsn: str, kafka_broker: EmbeddedKafka, server: OpenAIServer,  # noqa: F811
                tmp_path: Path) -> AsyncIterator[Run]:
     name = f"r_{uuid.uuid4().hex[:10]}"
     db = await asyncpg.connect(pg_dsn)

@@ -105,7 +105,7 @@ def test_breaker_state_is_readable_and_never_holds_a_dsn():
     [(key, state)] = breakers.snapshot().items()
     assert "hunter2" not in key and state["paused"] and state["kind"] == "outage"
     assert state["reason"] == "cannot connect to db" and state["since"]
-    [paused, since] = breakers.samples()
+    [paused, _since] = breakers.samples()
     assert (paused.name, paused.value, paused.kind) == ("paused", 1.0, "gauge")
     breaker.close()
     assert not breakers.snapshot()[key]["paused"] and breakers.samples()[0].value == 0.0

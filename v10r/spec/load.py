@@ -243,11 +243,12 @@ def _describe(error: jsonschema.ValidationError, path: Path
                 yield path, _alternatives_message(error, where), None, "invalid-value"
         case "enum" | "const":
             options = schema.get("enum") or [schema.get("const")]
-            yield (path, f"{where} must be one of {', '.join(repr(o) for o in options)}, "
-                   f"got {error.instance!r}", _closest(error.instance, options), "invalid-value")
+            yield (path, (f"{where} must be one of {', '.join(repr(o) for o in options)}, "
+                          f"got {error.instance!r}"), _closest(error.instance, options),
+                   "invalid-value")
         case "type":
-            yield (path, f"{where} must be {_type_name(schema.get('type'))}, got "
-                   f"{_json_type(error.instance)}", None, "wrong-type")
+            yield (path, (f"{where} must be {_type_name(schema.get('type'))}, got "
+                          f"{_json_type(error.instance)}"), None, "wrong-type")
         case "minItems" if schema.get("minItems") == 1:
             yield path, f"{where} must not be empty", None, "invalid-value"
         case "pattern":

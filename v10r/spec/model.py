@@ -8,6 +8,7 @@ All models are frozen and reject unknown keys, so a typo is an error, not a sile
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -104,7 +105,7 @@ def _check_filter_scalar(item: Any) -> None:
     match item:
         case bool() | None:
             pass
-        case float() if item != item or item in (float("inf"), float("-inf")):
+        case float() if not math.isfinite(item):
             raise ValueError(f"{item} is not a number a row can be compared with; use a finite "
                              "number")
         case int() if not FILTER_INT_RANGE[0] <= item <= FILTER_INT_RANGE[1]:

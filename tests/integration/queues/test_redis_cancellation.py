@@ -24,7 +24,7 @@ async def _cancel_mid_command(command) -> int:
         while True:
             try:
                 await command()
-            except Exception:  # noqa: BLE001 - a loop that survives errors, as heartbeats do
+            except Exception:  # noqa: BLE001, S110 - a loop that survives errors, as heartbeats do
                 pass
             await asyncio.sleep(0)
 

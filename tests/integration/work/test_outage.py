@@ -169,7 +169,7 @@ async def _none_stale(db: asyncpg.Connection) -> bool:
 
 
 async def test_a_provider_outage_ends_with_no_dead_letters_and_every_row_current(
-        db, queue_factory, proxy, pg_dsn, caplog) -> None:
+        db, queue_factory, proxy, pg_dsn, caplog) -> None:  # noqa: F811 - the fixture
     await ride_out([Ride(db, queue_factory, proxy, pg_dsn)], proxy, OUTAGE_S, caplog)
 
 

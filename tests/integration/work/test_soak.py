@@ -90,7 +90,7 @@ class Changes:
         await self.queue.publish(self.pipeline.name, [task_for(self.pipeline, k) for k in keys])
 
 
-async def test_a_stream_of_changes_ends_current_with_flat_memory(db, queue_factory: QueueFactory,
+async def test_a_stream_of_changes_ends_current_with_flat_memory(db, queue_factory: QueueFactory,  # noqa: F811
                                                                  pg_dsn: str) -> None:
     queue = await queue_factory()
     pipeline = make_pipeline(name=queue_factory.pipeline, database={"dsn": pg_dsn},
