@@ -1,4 +1,5 @@
-"""Faust's Kafka transport with a fetch wait of our choosing.
+"""Faust's Kafka transport with a fetch wait of our choosing, and commits that never
+pass an offset still being processed.
 
 faust-streaming builds its worker consumer with aiokafka's `fetch_max_wait_ms` fixed at
 1500 ms. A broker that holds an empty fetch for that long makes a lone change wait up
@@ -29,6 +30,21 @@ class FetchWaitConsumerThread(driver.AIOKafkaConsumerThread):
 class FetchWaitConsumer(driver.Consumer):
     def _new_consumer_thread(self) -> FetchWaitConsumerThread:
         return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """Faust's next commit for `tp`, but never past an offset not yet acked.
+
+        faust-streaming 0.15 commits the first run of acked offsets when it starts one past
+        the committed offset (its test is `min(acked) - committed > 1`, where `committed`
+        is already the next offset to read). With two batches in flight the later one can
+        finish first: its offsets were committed past the earlier batch's, whose tasks a
+        crash then lost. Offsets the log does not hold (Faust's gaps) count as done."""
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if (committed is not None and acked and min(acked) > committed
+                and not self._gap[tp].overlaps(committed)):
+            return None  # the task at `committed` is still in hand
+        return super()._new_offset(tp)
 
 
 class FetchWaitTransport(driver.Transport):
