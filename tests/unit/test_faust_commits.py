@@ -14,7 +14,7 @@ import faust
 import pytest
 from faust.types import TP
 
-from v10r.stream.consumer import FetchWaitConsumer, FetchWaitTransport
+from v10r.stream.consumer import MAX_ACKED_AHEAD, FetchWaitConsumer, FetchWaitTransport
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +60,11 @@ def test_a_commit_never_passes_an_offset_not_yet_acked(consumer, committed, acke
 def test_offsets_acked_ahead_are_committed_once_the_one_before_them_is(consumer):
     assert next_commit(consumer, 10, [11, 12]) is None
     assert next_commit(consumer, 10, [10, 11, 12]) == 13
+
+
+def test_an_offset_never_acked_is_passed_after_a_bound_with_a_warning(consumer, caplog):
+    """A record lost on the way in is never acked: commits must not wait for it forever
+    (every later offset would stay in memory); the catch-up scan covers its row."""
+    ahead = list(range(11, 11 + MAX_ACKED_AHEAD))
+    assert next_commit(consumer, 10, ahead) == 11 + MAX_ACKED_AHEAD
+    assert "offset 10 was not processed" in caplog.text

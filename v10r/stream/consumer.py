@@ -10,12 +10,16 @@ the rest of Faust's consumer is untouched.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiokafka
 from faust.transport.drivers import aiokafka as driver
 
 DEFAULT_FETCH_WAIT_MS = 50
+MAX_ACKED_AHEAD = 10_000  # offsets acked past one not acked before giving up on it
+
+log = logging.getLogger(__name__)
 
 
 class FetchWaitConsumerThread(driver.AIOKafkaConsumerThread):
@@ -43,7 +47,14 @@ class FetchWaitConsumer(driver.Consumer):
         acked = self._acked[tp]
         if (committed is not None and acked and min(acked) > committed
                 and not self._gap[tp].overlaps(committed)):
-            return None  # the task at `committed` is still in hand
+            if len(acked) < MAX_ACKED_AHEAD:
+                return None  # the task at `committed` is still in hand
+            # Held back this long, it is not in hand but lost on the way in (a record
+            # dropped around a rebalance is read again after it): move on, as Faust
+            # would, rather than hold every later offset in memory; the listener's
+            # catch-up scan finds the row if its vector is stale.
+            log.warning("%s: offset %d was not processed in %d later messages; "
+                        "committing past it", tp, committed, len(acked))
         return super()._new_offset(tp)
 
 
