@@ -4,8 +4,8 @@
 per provider (httpx spent ~1 ms of CPU per request, aiohttp ~0.3: at 64 texts a request,
 that was a third of a worker's time). Transient failures (429, 5xx, timeouts, connection
 errors) are retried with backoff, honouring `Retry-After`; anything the user must fix
-fails at once with a hint. Vectors are asked for as base64 (decoding JSON floats dominated a peer tool's worker),
-falling back to float lists for servers that do not support it.
+fails at once with a hint. Vectors are asked for as base64 (decoding JSON floats
+dominated a peer tool's worker), falling back to float lists for servers that lack it.
 """
 
 from __future__ import annotations
