@@ -86,6 +86,8 @@ def write_sql(pipeline: Pipeline, names: PipelineNames, keys: Sequence[ColumnTyp
         f"{q(names.hash)} = u.stored, {q(names.at)} = pg_catalog.now(), {q(names.note)} = u.note "
         f"FROM {_rows_from(params)} AS u({', '.join(aliases)}) "
         f"WHERE {_key_join(keys)} "
-        f"AND {source_hash_sql(names.columns, ALIAS)} {EQ} u.source "
+        # `IS TRUE`: the guard is a filter on the rows the keys found, never a join
+        # key (as one, a hash join would hash the text of every row in the table)
+        f"AND ({source_hash_sql(names.columns, ALIAS)} {EQ} u.source) IS TRUE "
         "RETURNING u.i"
     )
