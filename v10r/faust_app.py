@@ -58,6 +58,7 @@ app = faust.App(
     web_port=settings.web_port or 6066,
     consumer_auto_offset_reset="earliest",
     producer_max_batch_size=settings.producer_max_batch_bytes,
+    table_standby_replicas=settings.standby_replicas,
     logging_config=faust_logging_config(),  # masked, text or JSON ($V10R_LOG_FORMAT)
 )
 # Before any topic is declared: declaring one builds the transport.

@@ -29,7 +29,8 @@ print(json.dumps({"agents": sorted(app.agents), "tables": sorted(app.tables),
                   "broker": [str(u) for u in app.conf.broker],
                   "transport": type(app.transport).__name__,
                   "fetch_wait_ms": app.transport.fetch_wait_ms,
-                  "concurrency": [a.concurrency for a in app.agents.values()]}))
+                  "concurrency": [a.concurrency for a in app.agents.values()],
+                  "standby_replicas": app.conf.table_standby_replicas}))
 """
 
 
@@ -70,6 +71,15 @@ def test_the_consumer_waits_briefly_for_data_and_runs_batches_in_flight(tmp_path
     assert (tuned["fetch_wait_ms"], tuned["concurrency"]) == (5, [3])
 
 
+def test_workers_keep_no_standby_copies_of_each_others_tables_unless_asked(
+        tmp_path: Path) -> None:
+    spec = kafka_spec("docs", "docs", "http://127.0.0.1:9/v1")
+    (tmp_path / "docs.yaml").write_text(yaml.safe_dump(spec))
+
+    assert declared(tmp_path)["standby_replicas"] == 0
+    assert declared(tmp_path, V10R_FAUST_STANDBY_REPLICAS="1")["standby_replicas"] == 1
+
+
 async def test_the_worker_consumer_is_built_with_the_fetch_wait() -> None:
     import faust
 
@@ -106,7 +116,7 @@ def test_settings_come_from_the_environment_with_defaults() -> None:
 
 
 @pytest.mark.parametrize("name", ["V10R_FAUST_BATCH_WITHIN_S", "V10R_FAUST_FETCH_WAIT_MS",
-                                  "V10R_FAUST_CONCURRENCY"])
+                                  "V10R_FAUST_CONCURRENCY", "V10R_FAUST_STANDBY_REPLICAS"])
 def test_a_malformed_setting_names_the_variable(name: str) -> None:
     with pytest.raises(SpecError, match=name):
         FaustSettings.from_env({name: "soon"})
