@@ -36,7 +36,7 @@ class FaustSettings:
     # Copies of other workers' table partitions each worker keeps warm (Faust's own
     # default is 1). The tables are a dedup cache and counters: a takeover that replays
     # them costs a little time once, while a standby reads every other worker's
-    # changelogs all along (a tenth of the CPU per row with two workers).
+    # changelogs all along.
     standby_replicas: int = 0
     clock_skew_s: float = 1.0  # margin between the producer's and the worker's clock
     retry_initial_s: float = 0.5
